@@ -1,0 +1,166 @@
+// chatd: reads the configuration, picks the implementations, runs. Nothing else wires.
+#include <openssl/rand.h>
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "api/api.hpp"
+#include "auth/jwt.hpp"
+#include "chat/chat_service.hpp"
+#include "chat/presence.hpp"
+#include "config/config.hpp"
+#include "core/log.hpp"
+#include "core/task_pool.hpp"
+#include "metrics/metrics.hpp"
+#include "net/http_server.hpp"
+#include "ratelimit/memory_rate_limiter.hpp"
+#include "store/sqlite_store.hpp"
+
+namespace {
+
+// Outside production a missing JWT_SECRET is generated once and kept beside the data, so
+// tokens survive restarts without anyone having to configure a secret for a local run.
+chat::result<std::string> embedded_jwt_secret(const std::string& data_dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::create_directories(data_dir, ec);
+  if (ec) return chat::error{chat::errc::unavailable, "cannot create data directory '" + data_dir + "': " + ec.message()};
+  const fs::path path = fs::path(data_dir) / "jwt_secret";
+  if (std::ifstream f(path); f) {
+    std::string secret;
+    std::getline(f, secret);
+    if (secret.size() >= 32) return secret;
+  }
+  unsigned char raw[32];
+  if (RAND_bytes(raw, sizeof raw) != 1) return chat::error{chat::errc::internal, "no randomness for the JWT secret"};
+  std::string secret;
+  for (unsigned char b : raw) {
+    char hex[3];
+    std::snprintf(hex, sizeof hex, "%02x", b);
+    secret += hex;
+  }
+  const fs::path tmp = path.string() + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::trunc);
+    f << secret << "\n";
+    if (!f) return chat::error{chat::errc::unavailable, "cannot write " + tmp.string()};
+  }
+  ::chmod(tmp.c_str(), 0600);
+  fs::rename(tmp, path, ec);
+  if (ec) return chat::error{chat::errc::unavailable, "cannot write " + path.string() + ": " + ec.message()};
+  spdlog::info("generated a JWT secret in {} (set JWT_SECRET to choose one)", path.string());
+  return secret;
+}
+
+int run(const chat::config::Config& cfg) {
+  using namespace chat;
+  std::string secret = cfg.jwt_secret;
+  if (secret.empty()) {
+    auto s = embedded_jwt_secret(cfg.data_dir);
+    if (!s) {
+      spdlog::critical("{}", s.err().message);
+      return 1;
+    }
+    secret = std::move(s.value());
+  }
+
+  store::SqliteOptions sopts;
+  sopts.path = (std::filesystem::path(cfg.data_dir) / "chat.db").string();
+  sopts.readers = std::max(2u, cfg.blocking_threads);
+  auto opened = store::SqliteStore::open(sopts);
+  if (!opened) {
+    spdlog::critical("storage: {}", opened.err().message);
+    return 1;
+  }
+  std::unique_ptr<store::SqliteStore> store = std::move(opened.value());
+
+  metrics::Registry registry;
+  metrics::register_process_metrics(registry);
+  auto pending = registry.gauge("chat_store_pending_writes", "Writes queued for the next group commit");
+  auto commits = registry.gauge("chat_store_commits", "Transactions committed by the store writer");
+  registry.on_collect([&] {
+    pending.set(static_cast<double>(store->pending_writes()));
+    commits.set(static_cast<double>(store->commits()));
+  });
+
+  TaskPool pool(cfg.blocking_threads, cfg.blocking_queue, "chat-blocking");
+  auth::JwtCodec jwt(secret, cfg.jwt_ttl_seconds);
+  LocalPresence presence;
+  ServiceLimits limits;
+  limits.max_text = cfg.max_text;
+  limits.upload_limit = cfg.upload_limit;
+  ChatService chat_service(*store, jwt, presence, limits);
+
+  std::unique_ptr<ratelimit::RateLimiter> api_limiter, auth_limiter;
+  if (cfg.api_limit.enabled())
+    api_limiter = std::make_unique<ratelimit::MemoryRateLimiter>(cfg.api_limit.max, cfg.api_limit.window_ms);
+  if (cfg.auth_limit.enabled())
+    auth_limiter = std::make_unique<ratelimit::MemoryRateLimiter>(cfg.auth_limit.max, cfg.auth_limit.window_ms);
+
+  api::ApiOptions aopts;
+  aopts.cors_origins = cfg.cors_origins;
+  aopts.json_limit = cfg.json_limit;
+  aopts.upload_limit = cfg.upload_limit;
+  aopts.trust_proxy = cfg.trust_proxy;
+  aopts.secure_cookies = cfg.production();
+  aopts.cookie_max_age_s = cfg.jwt_ttl_seconds;
+  api::Api api(aopts, api::ApiDeps{chat_service, pool, registry, api_limiter.get(), auth_limiter.get(),
+                                   [&] { return store->ping(); }});
+
+  net::ServerOptions nopts;
+  nopts.host = cfg.host;
+  nopts.port = cfg.port;
+  nopts.threads = cfg.threads;
+  nopts.read_timeout = std::chrono::milliseconds(cfg.read_timeout_ms);
+  nopts.idle_timeout = std::chrono::milliseconds(cfg.idle_timeout_ms);
+  nopts.shutdown_timeout = std::chrono::milliseconds(cfg.shutdown_timeout_ms);
+  nopts.body_limit = [&api](std::string_view m, std::string_view p) { return api.body_limit(m, p); };
+  net::HttpServer server(nopts, [&api](net::Request&& req, net::Responder r) {
+    api.handle(std::move(req), std::move(r));
+  });
+  auto port = server.listen();
+  if (!port) {
+    spdlog::critical("{}", port.err().message);
+    return 1;
+  }
+  auto connections = registry.gauge("chat_http_connections", "Open HTTP connections");
+  registry.on_collect([&] { connections.set(static_cast<double>(server.connections())); });
+
+  spdlog::info("chatd listening on http://{}:{} (env {}, data {}, {} I/O threads)", cfg.host, port.value(),
+               cfg.node_env, cfg.data_dir, cfg.threads);
+  server.run();
+
+  // Every connection is closed (or timed out): finish the blocking work still queued, then make
+  // sure every acknowledged write is on disk before exiting.
+  pool.shutdown();
+  store->flush();
+  store.reset();
+  spdlog::info("chatd stopped cleanly");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto loaded = chat::config::load(argc, argv, chat::config::process_env());
+  if (!loaded) {
+    std::cerr << "chatd: " << loaded.err().message << "\n";
+    return 2;
+  }
+  if (loaded->help) {
+    std::cout << chat::config::help_text();
+    return 0;
+  }
+  try {
+    chat::init_logging(loaded->config.log_level);
+    for (const auto& note : loaded->notes) spdlog::warn("{}", note);
+    return run(loaded->config);
+  } catch (const std::exception& e) {
+    spdlog::critical("fatal: {}", e.what());
+    return 1;
+  }
+}

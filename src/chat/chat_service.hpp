@@ -1,0 +1,106 @@
+#pragma once
+// The chat domain: sign-up, login, profiles, users with presence, history and the send
+// pipeline. Sees only interfaces (Store, Presence); knows nothing of HTTP or sockets.
+#include <cstddef>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "auth/jwt.hpp"
+#include "chat/presence.hpp"
+#include "chat/validation.hpp"
+#include "store/store.hpp"
+
+namespace chat {
+
+struct ServiceLimits {
+  std::size_t max_text = 4000;             ///< characters (code points) per message
+  std::size_t upload_limit = 5 * 1024 * 1024;  ///< bytes per decoded image
+  std::size_t max_bio = 500;
+  std::size_t max_name = 100;
+};
+
+/// Result of a validate_* call: field errors (→ 400) or an oversize image (→ 413).
+struct Validation {
+  FieldErrors errors;
+  bool too_large = false;
+  bool ok() const noexcept { return errors.empty() && !too_large; }
+};
+
+struct SignupInput {
+  std::string email, password, full_name, profile_picture, bio;
+  std::optional<Image> picture;  ///< set by validate_signup when profile_picture is a data URL
+};
+
+struct ProfileInput {
+  std::optional<std::string> full_name, profile_picture, bio;
+  std::optional<Image> picture;
+};
+
+struct SendInput {
+  std::string sender_id, receiver_id, text, image, client_msg_id;
+  std::optional<Image> picture;
+};
+
+struct AuthResult {
+  store::User user;
+  std::string token;
+};
+
+struct UserView {
+  store::User user;
+  bool online = false;
+};
+
+/// Thread-safe. Methods marked blocking run store queries or password hashing: call them from a
+/// TaskPool thread. validate_* are cheap and pure (apart from normalising their input).
+class ChatService {
+ public:
+  using MessageListener = std::function<void(const store::Message&)>;
+  using SendCallback = std::function<void(result<store::Appended>)>;
+
+  ChatService(store::Store& store, const auth::JwtCodec& jwt, const Presence& presence,
+              ServiceLimits limits);
+
+  Validation validate_signup(SignupInput& in) const;
+  Validation validate_profile(ProfileInput& in) const;
+  Validation validate_send(SendInput& in) const;
+
+  /// Blocking. already_exists "User account already exists with this email".
+  result<AuthResult> signup(const SignupInput& in);
+  /// Blocking. unauthorized "Invalid Credentials" for an unknown email or a wrong password,
+  /// after the same amount of work. Upgrades legacy bcrypt hashes to Argon2id on success.
+  result<AuthResult> login(std::string_view email, std::string_view password);
+  /// Blocking. unauthorized (token) or not_found "User not found" (deleted user).
+  result<store::User> authenticate(std::string_view token) const;
+  result<store::User> update_profile(std::string_view user_id, const ProfileInput& in);
+  result<std::vector<UserView>> users(std::string_view user_id);
+  /// not_found when `peer_id` is not a user.
+  result<store::MessagePage> history(std::string_view user_id, std::string_view peer_id,
+                                     std::string_view before_id, std::size_t limit);
+  /// Blocking until the message is queued for storage; `done` runs once it is durable (or
+  /// failed), on the store's writer thread. Errors: not_found (receiver), invalid_argument.
+  /// Listeners run before `done` for every newly stored (not duplicate) message.
+  void send(SendInput in, SendCallback done);
+  result<store::Media> media(std::string_view id);
+
+  /// Called for each stored message (real-time delivery). Register before serving.
+  void on_message(MessageListener listener);
+  const ServiceLimits& limits() const noexcept { return limits_; }
+
+ private:
+  result<std::string> store_image(const Image& image);
+  void validate_picture(std::string& url, std::optional<Image>& picture, Validation& v,
+                        const char* field) const;
+
+  store::Store& store_;
+  const auth::JwtCodec& jwt_;
+  const Presence& presence_;
+  ServiceLimits limits_;
+  std::vector<MessageListener> listeners_;
+};
+
+}  // namespace chat

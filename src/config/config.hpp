@@ -1,0 +1,70 @@
+#pragma once
+// chatd's configuration: defaults in code, overridden by a .env file, then the environment, then
+// command-line flags (flags > env > .env > defaults). The old Node server's variable names work.
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/result.hpp"
+
+namespace chat::config {
+
+struct RateLimit {
+  std::uint32_t max = 0;        ///< requests allowed per window; 0 = off
+  std::int64_t window_ms = 0;
+  bool enabled() const noexcept { return max > 0; }
+};
+
+struct Config {
+  std::string host = "0.0.0.0";
+  std::uint16_t port = 5000;  ///< 0 = any free port (printed at start)
+  unsigned threads = 0;       ///< I/O threads; 0 = one per core
+  unsigned blocking_threads = 0;  ///< store/hashing pool; 0 = max(4, 2 × cores)
+  std::size_t blocking_queue = 10000;
+  std::string node_env = "development";
+  std::string data_dir = "./data";
+  std::string jwt_secret;  ///< empty: generated once and kept in data_dir (not in production)
+  std::string jwt_expiration = "7d";
+  std::int64_t jwt_ttl_seconds = 7 * 86400;
+  int salt_rounds = 10;  ///< accepted for compatibility; Argon2id ignores it
+  std::vector<std::string> cors_origins{"http://localhost:5173"};
+  std::size_t json_limit = 1 << 20;
+  std::size_t upload_limit = 5 << 20;
+  std::size_t max_text = 4000;
+  RateLimit api_limit{100, 30'000};
+  RateLimit auth_limit{10, 15 * 60'000};
+  bool trust_proxy = false;
+  std::int64_t read_timeout_ms = 30'000;
+  std::int64_t idle_timeout_ms = 60'000;
+  std::int64_t shutdown_timeout_ms = 10'000;
+  std::string log_level = "info";
+  std::string web_dir = "web/dist";
+  // Cluster mode (take effect with the cluster issue).
+  std::string mongodb_uri;
+  std::string redis_url;
+  std::string kafka_topic = "chat-messages";
+  std::string kafka_brokers;
+
+  bool production() const noexcept { return node_env == "production"; }
+};
+
+struct Loaded {
+  Config config;
+  bool help = false;                 ///< --help: print help_text() and exit 0
+  std::vector<std::string> notes;    ///< warnings to log once logging is up
+};
+
+/// Parses flags (argv), environment (`env`, NAME → value) and the .env file (path from
+/// --env-file / ENV_FILE, default "./.env"; missing file is fine). Errors name the setting:
+/// invalid_argument "invalid value for --port/SERVER_PORT: 'abc' (expected 0..65535)".
+result<Loaded> load(int argc, const char* const* argv, const std::map<std::string, std::string>& env);
+/// The environment of this process as a map.
+std::map<std::string, std::string> process_env();
+/// Parses "KEY=VALUE" lines (comments, blank lines, `export`, quotes). Invalid lines are skipped.
+std::map<std::string, std::string> parse_dotenv(const std::string& text);
+/// Every setting with its flag, variable, default and meaning.
+std::string help_text();
+
+}  // namespace chat::config
