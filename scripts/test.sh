@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Builds everything and runs every test: unit + integration tests on the optimised build, then
+# the same under AddressSanitizer + UndefinedBehaviorSanitizer. Exits non-zero on any failure.
+# CHAT_SKIP_ASAN=1 skips the sanitizer pass (quicker local runs).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs=$(nproc)
+scripts/build.sh release
+(cd build && ctest --output-on-failure -j "$jobs" --timeout 600)
+if [ "${CHAT_SKIP_ASAN:-0}" != 1 ]; then
+  scripts/build.sh asan
+  # detect_leaks: the integration tests also check that chatd exits cleanly.
+  export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+  export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+  (cd build-asan && ctest --output-on-failure -j "$jobs" --timeout 900)
+fi
