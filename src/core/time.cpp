@@ -2,6 +2,7 @@
 
 #include <cctype>
 #include <charconv>
+#include <cmath>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -20,7 +21,7 @@ std::string to_iso8601(std::int64_t ms) {
   if (millis < 0) { millis += 1000; --secs; }
   std::tm tm{};
   gmtime_r(&secs, &tm);
-  char buf[32];
+  char buf[64];
   std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, millis);
   return buf;
@@ -36,7 +37,7 @@ std::optional<std::int64_t> parse_duration_seconds(std::string_view text) {
   if (text.empty() || text.size() > 64) return std::nullopt;
   double value = 0;
   auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc{} || value < 0) return std::nullopt;
+  if (ec != std::errc{} || !std::isfinite(value) || value < 0) return std::nullopt;
   std::string unit;
   for (char c : trim(std::string_view(p, text.data() + text.size() - p)))
     unit.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));

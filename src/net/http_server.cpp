@@ -9,7 +9,9 @@
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
 
+#include <array>
 #include <atomic>
 #include <list>
 #include <mutex>
@@ -18,6 +20,7 @@
 #include <vector>
 
 #include "core/log.hpp"
+#include "net/ws_session.hpp"
 
 namespace chat::net {
 namespace {
@@ -83,7 +86,7 @@ class Session : public std::enable_shared_from_this<Session> {
   /// On any thread: closes the connection if it is between requests.
   void close_if_idle() {
     asio::post(stream_.get_executor(), [self = shared_from_this()] {
-      if (self->state_ == State::idle && !(self->parser_ && self->parser_->got_some()))
+      if (self->state_ == State::idle)  // waiting for the first byte of a request
         self->do_close();
     });
   }
@@ -96,15 +99,29 @@ class Session : public std::enable_shared_from_this<Session> {
     state_ = State::idle;
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(shared_->opts.header_limit));
+    // Idle timeout until the first byte; from then on the whole request must arrive within the
+    // read timeout, so a client trickling a header (slowloris) is dropped.
+    if (buffer_.size() > 0) return read_header();  // a pipelined request is already here
     stream_.expires_after(shared_->opts.idle_timeout);
-    http::async_read_header(stream_, buffer_, *parser_,
-                            beast::bind_front_handler(&Session::on_header, shared_from_this()));
+    stream_.async_read_some(buffer_.prepare(8192), [self = shared_from_this()](error_code ec, std::size_t n) {
+      if (self->state_ == State::closed) return;
+      if (ec) return self->on_read_error(ec);
+      self->buffer_.commit(n);
+      self->read_header();
+    });
   }
 
-  void on_header(error_code ec, std::size_t) {
-    if (state_ == State::closed) return;
-    if (ec) return on_read_error(ec);
+  void read_header() {
     state_ = State::reading;
+    stream_.expires_after(shared_->opts.read_timeout);
+    http::async_read_header(stream_, buffer_, *parser_, [self = shared_from_this()](error_code ec, std::size_t) {
+      if (self->state_ == State::closed) return;
+      if (ec) return self->on_read_error(ec);
+      self->on_header();
+    });
+  }
+
+  void on_header() {
     auto& req = parser_->get();
     std::string_view target(req.target().data(), req.target().size());
     std::string_view path = target.substr(0, target.find('?'));
@@ -113,7 +130,6 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_->body_limit(limit);
     if (auto len = parser_->content_length(); len && *len > limit)
       return write_error(413, "Request body too large");
-    stream_.expires_after(shared_->opts.read_timeout);
     if (beast::iequals(req[http::field::expect], "100-continue")) {
       auto cont = std::make_shared<http::response<http::empty_body>>(http::status::continue_, 11);
       return http::async_write(stream_, *cont, [self = shared_from_this(), cont](error_code ec, std::size_t) {
@@ -163,8 +179,17 @@ class Session : public std::enable_shared_from_this<Session> {
       for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
       req.headers.emplace_back(std::move(name), std::string(f.value().data(), f.value().size()));
     }
-    req.body = std::move(msg.body());
     req.remote_ip = remote_ip_;
+    if (shared_->opts.upgrade && beast::websocket::is_upgrade(msg)) {
+      auto handler = shared_->opts.upgrade(req);
+      if (!handler) return write_error(400, "Bad request");
+      // The connection now belongs to the WebSocket session; this HTTP session ends here.
+      state_ = State::closed;
+      detail::start_websocket(std::move(stream_), std::move(buffer_), std::move(msg), std::move(handler),
+                              shared_->opts.websocket);
+      return;
+    }
+    req.body = std::move(msg.body());
 
     Responder responder([self = shared_from_this()](Response r) {
       asio::post(self->stream_.get_executor(),
@@ -176,7 +201,27 @@ class Session : public std::enable_shared_from_this<Session> {
   void write_error(int status, std::string_view message) {
     keep_alive_ = false;
     head_ = false;
+    // The client may still be sending a body we refuse: closing at once would reset the
+    // connection before it reads our answer, so drain for a while after responding.
+    linger_ = state_ == State::reading || state_ == State::idle;
     do_write(Response::json(status, error_json(message)));
+  }
+
+  void do_linger() {
+    error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.expires_after(std::chrono::seconds(3));
+    linger_budget_ = 64 * 1024 * 1024;
+    discard_some();
+  }
+
+  void discard_some() {
+    if (!discard_) discard_ = std::make_unique<std::array<char, 16384>>();
+    stream_.async_read_some(asio::buffer(*discard_), [self = shared_from_this()](error_code ec, std::size_t n) {
+      if (ec || n >= self->linger_budget_) return self->do_close();
+      self->linger_budget_ -= n;
+      self->discard_some();
+    });
   }
 
   void do_write(Response r) {
@@ -196,6 +241,7 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     stream_.expires_after(shared_->opts.read_timeout);
     http::async_write(stream_, *res, [self = shared_from_this(), res, keep](error_code ec, std::size_t) {
+      if (!ec && self->linger_) return self->do_linger();
       if (ec || !keep) return self->do_close();
       self->do_read();
     });
@@ -219,6 +265,9 @@ class Session : public std::enable_shared_from_this<Session> {
   State state_ = State::idle;
   bool keep_alive_ = true;
   bool head_ = false;
+  bool linger_ = false;
+  std::size_t linger_budget_ = 0;
+  std::unique_ptr<std::array<char, 16384>> discard_;
 };
 
 }  // namespace

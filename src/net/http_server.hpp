@@ -10,6 +10,7 @@
 
 #include "core/result.hpp"
 #include "net/http.hpp"
+#include "net/websocket.hpp"
 
 namespace chat::net {
 
@@ -24,6 +25,9 @@ struct ServerOptions {
   std::chrono::milliseconds read_timeout{30'000};  ///< to receive a request / send a response
   std::chrono::milliseconds idle_timeout{60'000};  ///< keep-alive wait for the next request
   std::chrono::milliseconds shutdown_timeout{10'000};
+  /// WebSocket upgrades; none → upgrade requests are handled as plain HTTP requests.
+  WsUpgradeHandler upgrade;
+  WsOptions websocket;
 };
 
 /// Thread-safety: listen() and run() from one thread; stop() and connections() from any.
