@@ -1,0 +1,77 @@
+#pragma once
+// The embedded storage backend: one SQLite file in WAL mode, one writer thread that group-commits
+// queued writes, and a small pool of read-only connections. Only apps/ includes this header.
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "store/store.hpp"
+
+namespace chat::store {
+
+struct SqliteOptions {
+  std::string path;                     ///< database file; its parent directory is created
+  std::size_t max_pending_writes = 65536;  ///< write jobs queued at most (beyond → unavailable)
+  std::size_t max_batch = 4096;         ///< write jobs committed at most per transaction
+  std::size_t readers = 4;              ///< read-only connections (at least 1)
+  int busy_timeout_ms = 5000;           ///< wait for locks held by other processes
+};
+
+/// Store on SQLite. Durability: a write is acknowledged (callback/return) only after the COMMIT
+/// of its transaction returned with synchronous=FULL, i.e. after fsync. Writes (appends and the
+/// synchronous user/media writes) are executed in FIFO order by one writer thread, which groups
+/// everything queued (up to max_batch jobs) into one transaction, each job in its own savepoint
+/// so that one job's constraint failure does not fail the others.
+///
+/// Thread-safety: all methods may be called concurrently from any thread. Callbacks of
+/// append_message() run on the writer thread: from there, append_message() is allowed, but the
+/// synchronous writes return errc::internal (they would wait for their own thread) and flush()
+/// returns at once.
+///
+/// put_media() with an existing id replaces the stored media.
+class SqliteStore final : public Store {
+ public:
+  /// Opens (creating if needed) the database and its schema, starts the writer thread.
+  /// Errors (message names the path): invalid_argument for an empty path, unavailable when the
+  /// directory or file cannot be created/opened, internal for a file that is not a usable
+  /// database (not SQLite, unknown schema version).
+  static result<std::unique_ptr<SqliteStore>> open(const SqliteOptions& options);
+
+  /// Flushes every queued write, stops the writer and closes the connections.
+  ~SqliteStore() override;
+  SqliteStore(const SqliteStore&) = delete;
+  SqliteStore& operator=(const SqliteStore&) = delete;
+
+  result<User> create_user(const User& user) override;
+  result<User> user_by_id(std::string_view id) override;
+  result<User> user_by_email(std::string_view email) override;
+  result<std::vector<User>> users_except(std::string_view id) override;
+  result<User> update_user(std::string_view id, const UserPatch& patch,
+                           std::int64_t now_ms) override;
+  result<void> set_password_hash(std::string_view id, std::string_view hash) override;
+
+  void append_message(Message m, AppendCallback done) override;
+  result<MessagePage> conversation_page(std::string_view conversation_id,
+                                        std::string_view before_id, std::size_t limit) override;
+
+  result<void> put_media(std::string_view id, std::string_view content_type,
+                         std::string_view bytes) override;
+  result<Media> media(std::string_view id) override;
+
+  result<void> ping() override;
+  void flush() override;
+
+  /// Write jobs waiting in the queue (not counting the batch being committed). Never blocks.
+  std::size_t pending_writes() const;
+  /// Transactions committed by the writer since open(). Never blocks.
+  std::uint64_t commits() const;
+
+  struct Impl;  // public only so the .cpp's helpers can name it; defined in sqlite_store.cpp
+
+ private:
+  explicit SqliteStore(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace chat::store

@@ -1,0 +1,790 @@
+#include "store/sqlite_store.hpp"
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <limits>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/object_id.hpp"
+#include "store/store.hpp"
+
+namespace chat::store {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+// A fresh directory per test, removed afterwards.
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (fs::temp_directory_path() / "chat_store_test_XXXXXX").string();
+    if (::mkdtemp(tmpl.data()) == nullptr) std::abort();
+    path_ = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+std::string hex_id(std::uint32_t n) { return make_object_id(0x65000000u + n, n); }
+
+User make_user(const std::string& id, const std::string& email, const std::string& name) {
+  User u;
+  u.id = id;
+  u.email = email;
+  u.password_hash = "$argon2id$v=19$m=65536,t=2,p=1$c2FsdA$aGFzaA";
+  u.full_name = name;
+  u.profile_picture = "";
+  u.bio = "bio of " + name;
+  u.created_at = 1700000000000;
+  u.updated_at = 1700000000000;
+  return u;
+}
+
+Message make_message(const std::string& sender, const std::string& receiver,
+                     const std::string& text, const std::string& client_msg_id = "") {
+  Message m;
+  m.id = new_object_id();
+  m.conversation_id = direct_conversation_id(sender, receiver);
+  m.sender_id = sender;
+  m.receiver_id = receiver;
+  m.text = text;
+  m.image = text.size() % 2 ? "https://img.example/" + text + ".png" : "";
+  m.client_msg_id = client_msg_id;
+  m.created_at = 1700000000000 + static_cast<std::int64_t>(text.size());
+  m.updated_at = m.created_at;
+  return m;
+}
+
+// Appends and waits for the callback.
+result<Appended> append_and_wait(Store& store, Message m) {
+  std::promise<result<Appended>> p;
+  auto f = p.get_future();
+  store.append_message(std::move(m), [&p](result<Appended> r) { p.set_value(std::move(r)); });
+  return f.get();
+}
+
+// Blocks the writer thread inside a callback until release() is called, so a test can decide
+// what is queued together.
+class WriterGate {
+ public:
+  void block(Store& store, const std::string& sender, const std::string& receiver) {
+    auto entered = std::make_shared<std::promise<void>>();
+    auto entered_f = entered->get_future();
+    auto gate = gate_.get_future().share();
+    store.append_message(make_message(sender, receiver, "gate"),
+                         [entered, gate, this](result<Appended> r) {
+                           gate_result_ok_ = r.ok();
+                           entered->set_value();
+                           gate.wait();
+                         });
+    entered_f.wait();
+  }
+  void release() { gate_.set_value(); }
+  bool gate_message_ok() const { return gate_result_ok_; }
+
+ private:
+  std::promise<void> gate_;
+  std::atomic<bool> gate_result_ok_{false};
+};
+
+class SqliteStoreTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<SqliteStore> open_store(SqliteOptions opts = {}) {
+    if (opts.path.empty()) opts.path = db_path();
+    auto r = SqliteStore::open(opts);
+    if (!r.ok()) {
+      ADD_FAILURE() << "open failed: " << r.err().message;
+      return nullptr;
+    }
+    return std::move(r).value();
+  }
+  std::string db_path() const { return (dir_.path() / "sub" / "chat.sqlite").string(); }
+
+  TempDir dir_;
+  const std::string alice_ = hex_id(1);
+  const std::string bob_ = hex_id(2);
+  const std::string carol_ = hex_id(3);
+};
+
+std::vector<std::string> ids_of(const std::vector<Message>& ms) {
+  std::vector<std::string> out;
+  for (const auto& m : ms) out.push_back(m.id);
+  return out;
+}
+
+// --- conversation ids -------------------------------------------------------------------------
+
+TEST(DirectConversationId, SymmetricNormalisedAndDistinct) {
+  const std::string a = "65f0a1b2c3d4e5f601234567";
+  const std::string b = "65f0a1b2c3d4e5f60123456a";
+  EXPECT_EQ(direct_conversation_id(a, b), direct_conversation_id(b, a));
+  EXPECT_EQ(direct_conversation_id(a, b), "d:" + a + ":" + b);
+  EXPECT_EQ(direct_conversation_id("65F0A1B2C3D4E5F601234567", b), direct_conversation_id(a, b));
+  EXPECT_NE(direct_conversation_id(a, b), direct_conversation_id(a, "65f0a1b2c3d4e5f60123456b"));
+  EXPECT_NE(direct_conversation_id(a, b), direct_conversation_id(a, a));
+}
+
+// --- users ------------------------------------------------------------------------------------
+
+TEST_F(SqliteStoreTest, CreateUserAndLookUpByIdAndEmail) {
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->ping().ok());
+  const User u = make_user(alice_, "alice@example.com", "Alice");
+  auto created = store->create_user(u);
+  ASSERT_TRUE(created.ok()) << created.err().message;
+  EXPECT_EQ(created->id, alice_);
+
+  auto by_id = store->user_by_id(alice_);
+  ASSERT_TRUE(by_id.ok());
+  EXPECT_EQ(by_id->email, "alice@example.com");
+  EXPECT_EQ(by_id->password_hash, u.password_hash);
+  EXPECT_EQ(by_id->full_name, "Alice");
+  EXPECT_EQ(by_id->profile_picture, "");
+  EXPECT_EQ(by_id->bio, "bio of Alice");
+  EXPECT_EQ(by_id->created_at, u.created_at);
+  EXPECT_EQ(by_id->updated_at, u.updated_at);
+
+  auto by_email = store->user_by_email("alice@example.com");
+  ASSERT_TRUE(by_email.ok());
+  EXPECT_EQ(by_email->id, alice_);
+
+  auto missing = store->user_by_id(bob_);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.code(), errc::not_found);
+  auto missing_email = store->user_by_email("nobody@example.com");
+  ASSERT_FALSE(missing_email.ok());
+  EXPECT_EQ(missing_email.code(), errc::not_found);
+  // Stored as given: the caller normalises.
+  EXPECT_EQ(store->user_by_email("ALICE@example.com").code(), errc::not_found);
+}
+
+TEST_F(SqliteStoreTest, DuplicateEmailIsAlreadyExists) {
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->create_user(make_user(alice_, "same@example.com", "Alice")).ok());
+  auto dup = store->create_user(make_user(bob_, "same@example.com", "Bob"));
+  ASSERT_FALSE(dup.ok());
+  EXPECT_EQ(dup.code(), errc::already_exists);
+  EXPECT_EQ(dup.err().message, "User account already exists with this email");
+  EXPECT_EQ(store->user_by_id(bob_).code(), errc::not_found);
+  EXPECT_EQ(store->user_by_email("same@example.com")->full_name, "Alice");
+  // The store still writes after a failed job.
+  EXPECT_TRUE(store->create_user(make_user(bob_, "bob@example.com", "Bob")).ok());
+}
+
+TEST_F(SqliteStoreTest, UsersExceptOrdersByNameCaseInsensitiveAndExcludes) {
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->create_user(make_user(hex_id(10), "c@x.io", "carol")).ok());
+  ASSERT_TRUE(store->create_user(make_user(hex_id(11), "b@x.io", "Bob")).ok());
+  ASSERT_TRUE(store->create_user(make_user(hex_id(12), "a@x.io", "alice")).ok());
+  ASSERT_TRUE(store->create_user(make_user(hex_id(13), "d@x.io", "Dave")).ok());
+  ASSERT_TRUE(store->create_user(make_user(hex_id(14), "z@x.io", "Zed")).ok());
+
+  auto others = store->users_except(hex_id(13));
+  ASSERT_TRUE(others.ok());
+  std::vector<std::string> names;
+  for (const auto& u : *others) names.push_back(u.full_name);
+  EXPECT_EQ(names, (std::vector<std::string>{"alice", "Bob", "carol", "Zed"}));
+
+  auto all = store->users_except(hex_id(99));
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all->size(), 5u);
+}
+
+TEST_F(SqliteStoreTest, UpdateUserAppliesOnlyPresentFields) {
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->create_user(make_user(alice_, "alice@example.com", "Alice")).ok());
+
+  UserPatch bio_only;
+  bio_only.bio = "new bio";
+  auto r = store->update_user(alice_, bio_only, 1800000000000);
+  ASSERT_TRUE(r.ok()) << r.err().message;
+  EXPECT_EQ(r->bio, "new bio");
+  EXPECT_EQ(r->full_name, "Alice");
+  EXPECT_EQ(r->profile_picture, "");
+  EXPECT_EQ(r->updated_at, 1800000000000);
+  EXPECT_EQ(r->created_at, 1700000000000);
+
+  UserPatch two;
+  two.full_name = "Alice Liddell";
+  two.profile_picture = "https://img.example/a.png";
+  r = store->update_user(alice_, two, 1800000000001);
+  ASSERT_TRUE(r.ok());
+  auto stored = store->user_by_id(alice_);
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(stored->full_name, "Alice Liddell");
+  EXPECT_EQ(stored->profile_picture, "https://img.example/a.png");
+  EXPECT_EQ(stored->bio, "new bio");
+  EXPECT_EQ(stored->updated_at, 1800000000001);
+  EXPECT_EQ(stored->email, "alice@example.com");
+
+  UserPatch clear;
+  clear.bio = "";
+  r = store->update_user(alice_, clear, 1800000000002);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(store->user_by_id(alice_)->bio, "");
+  EXPECT_EQ(store->user_by_id(alice_)->full_name, "Alice Liddell");
+
+  auto missing = store->update_user(bob_, two, 1);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.code(), errc::not_found);
+}
+
+TEST_F(SqliteStoreTest, SetPasswordHash) {
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->create_user(make_user(alice_, "alice@example.com", "Alice")).ok());
+  ASSERT_TRUE(store->set_password_hash(alice_, "$2b$10$legacyhash").ok());
+  EXPECT_EQ(store->user_by_id(alice_)->password_hash, "$2b$10$legacyhash");
+  EXPECT_EQ(store->user_by_email("alice@example.com")->password_hash, "$2b$10$legacyhash");
+  auto missing = store->set_password_hash(bob_, "x");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.code(), errc::not_found);
+}
+
+// --- messages ---------------------------------------------------------------------------------
+
+TEST_F(SqliteStoreTest, ConversationPagesOf50_50_20) {
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  std::vector<Message> sent;
+  for (int i = 0; i < 120; ++i) {
+    Message m = make_message(i % 3 ? alice_ : bob_, i % 3 ? bob_ : alice_, "m" + std::to_string(i));
+    auto r = append_and_wait(*store, m);
+    ASSERT_TRUE(r.ok()) << r.err().message;
+    EXPECT_FALSE(r->duplicate);
+    EXPECT_EQ(r->message.id, m.id);
+    sent.push_back(m);
+  }
+  const std::string conv = direct_conversation_id(alice_, bob_);
+
+  auto p1 = store->conversation_page(conv, "", 50);
+  ASSERT_TRUE(p1.ok());
+  ASSERT_EQ(p1->messages.size(), 50u);
+  EXPECT_TRUE(p1->has_more);
+  EXPECT_EQ(p1->messages.front().id, sent[70].id);
+  EXPECT_EQ(p1->messages.back().id, sent[119].id);
+
+  auto p2 = store->conversation_page(conv, p1->messages.front().id, 50);
+  ASSERT_TRUE(p2.ok());
+  ASSERT_EQ(p2->messages.size(), 50u);
+  EXPECT_TRUE(p2->has_more);
+  EXPECT_EQ(p2->messages.front().id, sent[20].id);
+  EXPECT_EQ(p2->messages.back().id, sent[69].id);
+
+  auto p3 = store->conversation_page(conv, p2->messages.front().id, 50);
+  ASSERT_TRUE(p3.ok());
+  ASSERT_EQ(p3->messages.size(), 20u);
+  EXPECT_FALSE(p3->has_more);
+  EXPECT_EQ(p3->messages.front().id, sent[0].id);
+
+  // Every message once, oldest → newest, all fields round-tripped.
+  std::vector<Message> all = p3->messages;
+  all.insert(all.end(), p2->messages.begin(), p2->messages.end());
+  all.insert(all.end(), p1->messages.begin(), p1->messages.end());
+  ASSERT_EQ(all.size(), sent.size());
+  for (std::size_t i = 0; i < sent.size(); ++i) {
+    EXPECT_EQ(all[i].id, sent[i].id);
+    EXPECT_EQ(all[i].conversation_id, conv);
+    EXPECT_EQ(all[i].sender_id, sent[i].sender_id);
+    EXPECT_EQ(all[i].receiver_id, sent[i].receiver_id);
+    EXPECT_EQ(all[i].text, sent[i].text);
+    EXPECT_EQ(all[i].image, sent[i].image);
+    EXPECT_EQ(all[i].client_msg_id, "");
+    EXPECT_EQ(all[i].created_at, sent[i].created_at);
+    EXPECT_EQ(all[i].updated_at, sent[i].updated_at);
+    if (i > 0) {
+      EXPECT_LT(all[i - 1].id, all[i].id);
+    }
+  }
+
+  // Limits at the edges.
+  auto exact = store->conversation_page(conv, "", 120);
+  ASSERT_TRUE(exact.ok());
+  EXPECT_EQ(exact->messages.size(), 120u);
+  EXPECT_FALSE(exact->has_more);
+  auto one_short = store->conversation_page(conv, "", 119);
+  EXPECT_EQ(one_short->messages.size(), 119u);
+  EXPECT_TRUE(one_short->has_more);
+  EXPECT_EQ(one_short->messages.front().id, sent[1].id);
+  auto huge = store->conversation_page(conv, "", std::numeric_limits<std::size_t>::max());
+  ASSERT_TRUE(huge.ok());
+  EXPECT_EQ(huge->messages.size(), 120u);
+  EXPECT_FALSE(huge->has_more);
+  auto zero = store->conversation_page(conv, "", 0);
+  ASSERT_TRUE(zero.ok());
+  EXPECT_TRUE(zero->messages.empty());
+  EXPECT_TRUE(zero->has_more);
+  auto one = store->conversation_page(conv, sent[1].id, 1);
+  ASSERT_EQ(one->messages.size(), 1u);
+  EXPECT_EQ(one->messages[0].id, sent[0].id);
+  EXPECT_FALSE(one->has_more);
+
+  // Unknown before ids: bounds by comparison, whether or not they exist.
+  auto after_all = store->conversation_page(conv, make_object_id(0xffffffffu, 0xffffff), 50);
+  ASSERT_TRUE(after_all.ok());
+  EXPECT_EQ(ids_of(after_all->messages), ids_of(p1->messages));
+  auto before_all = store->conversation_page(conv, "000000000000000000000000", 50);
+  ASSERT_TRUE(before_all.ok());
+  EXPECT_TRUE(before_all->messages.empty());
+  EXPECT_FALSE(before_all->has_more);
+
+  auto other = store->conversation_page(direct_conversation_id(alice_, carol_), "", 50);
+  ASSERT_TRUE(other.ok());
+  EXPECT_TRUE(other->messages.empty());
+  EXPECT_FALSE(other->has_more);
+  EXPECT_FALSE(store->conversation_page(direct_conversation_id(alice_, carol_), "", 0)->has_more);
+}
+
+TEST_F(SqliteStoreTest, BothMembersSeeTheSameConversation) {
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_TRUE(append_and_wait(*store, make_message(alice_, bob_, "ab" + std::to_string(i))).ok());
+    ASSERT_TRUE(append_and_wait(*store, make_message(bob_, alice_, "ba" + std::to_string(i))).ok());
+  }
+  ASSERT_TRUE(append_and_wait(*store, make_message(alice_, carol_, "ac")).ok());
+
+  auto from_alice = store->conversation_page(direct_conversation_id(alice_, bob_), "", 100);
+  auto from_bob = store->conversation_page(direct_conversation_id(bob_, alice_), "", 100);
+  ASSERT_TRUE(from_alice.ok());
+  ASSERT_TRUE(from_bob.ok());
+  ASSERT_EQ(from_alice->messages.size(), 20u);
+  EXPECT_EQ(ids_of(from_alice->messages), ids_of(from_bob->messages));
+  for (const auto& m : from_alice->messages) EXPECT_NE(m.text, "ac");
+  EXPECT_EQ(store->conversation_page(direct_conversation_id(carol_, alice_), "", 100)
+                ->messages.size(),
+            1u);
+  store->flush();
+
+  // The first message created the conversation and its two members.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(db_path().c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  sqlite3_stmt* s = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db,
+                               "SELECT c.kind, group_concat(m.user_id, ',') FROM conversations c "
+                               "JOIN (SELECT * FROM conversation_members ORDER BY user_id) m "
+                               "ON m.conversation_id = c.id WHERE c.id = ?1 GROUP BY c.id",
+                               -1, &s, nullptr),
+            SQLITE_OK);
+  const std::string conv = direct_conversation_id(alice_, bob_);
+  sqlite3_bind_text(s, 1, conv.c_str(), -1, SQLITE_TRANSIENT);
+  ASSERT_EQ(sqlite3_step(s), SQLITE_ROW);
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(s, 0)), "direct");
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(sqlite3_column_text(s, 1))),
+            alice_ + "," + bob_);
+  sqlite3_finalize(s);
+  sqlite3_close(db);
+}
+
+TEST_F(SqliteStoreTest, ClientMsgIdMakesAppendIdempotent) {
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  Message first = make_message(alice_, bob_, "hello", "cm-1");
+  auto r1 = append_and_wait(*store, first);
+  ASSERT_TRUE(r1.ok());
+  EXPECT_FALSE(r1->duplicate);
+
+  Message retry = make_message(alice_, bob_, "hello again", "cm-1");
+  auto r2 = append_and_wait(*store, retry);
+  ASSERT_TRUE(r2.ok()) << r2.err().message;
+  EXPECT_TRUE(r2->duplicate);
+  EXPECT_EQ(r2->message.id, first.id);
+  EXPECT_EQ(r2->message.text, "hello");
+  EXPECT_EQ(r2->message.client_msg_id, "cm-1");
+
+  // The key is per sender; an empty key never deduplicates.
+  auto r3 = append_and_wait(*store, make_message(bob_, alice_, "from bob", "cm-1"));
+  ASSERT_TRUE(r3.ok());
+  EXPECT_FALSE(r3->duplicate);
+  EXPECT_FALSE(append_and_wait(*store, make_message(alice_, bob_, "x"))->duplicate);
+  EXPECT_FALSE(append_and_wait(*store, make_message(alice_, bob_, "x"))->duplicate);
+
+  auto page = store->conversation_page(direct_conversation_id(alice_, bob_), "", 50);
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(page->messages.size(), 4u);
+  for (const auto& m : page->messages) EXPECT_NE(m.id, retry.id);
+}
+
+TEST_F(SqliteStoreTest, DuplicateInsideOneBatchAndOneCommitPerBatch) {
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  WriterGate gate;
+  gate.block(*store, alice_, carol_);
+
+  const std::uint64_t commits_before = store->commits();
+  Message a = make_message(alice_, bob_, "first", "same-key");
+  Message b = make_message(alice_, bob_, "second", "same-key");
+  Message c = make_message(bob_, alice_, "other");
+  std::promise<result<Appended>> pa, pb, pc;
+  store->append_message(a, [&](result<Appended> r) { pa.set_value(std::move(r)); });
+  store->append_message(b, [&](result<Appended> r) { pb.set_value(std::move(r)); });
+  store->append_message(c, [&](result<Appended> r) { pc.set_value(std::move(r)); });
+  EXPECT_EQ(store->pending_writes(), 3u);
+  gate.release();
+
+  auto ra = pa.get_future().get();
+  auto rb = pb.get_future().get();
+  auto rc = pc.get_future().get();
+  ASSERT_TRUE(ra.ok());
+  ASSERT_TRUE(rb.ok());
+  ASSERT_TRUE(rc.ok());
+  EXPECT_TRUE(gate.gate_message_ok());
+  EXPECT_FALSE(ra->duplicate);
+  EXPECT_TRUE(rb->duplicate);
+  EXPECT_EQ(rb->message.id, a.id);
+  EXPECT_EQ(rb->message.text, "first");
+  EXPECT_FALSE(rc->duplicate);
+  // The three jobs queued behind the gate were committed together.
+  EXPECT_EQ(store->commits(), commits_before + 1);
+  EXPECT_EQ(store->pending_writes(), 0u);
+
+  auto page = store->conversation_page(direct_conversation_id(alice_, bob_), "", 50);
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(ids_of(page->messages), (std::vector<std::string>{a.id, c.id}));
+}
+
+TEST_F(SqliteStoreTest, FailingMessageDoesNotFailItsBatch) {
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  Message original = make_message(alice_, bob_, "original");
+  ASSERT_TRUE(append_and_wait(*store, original).ok());
+
+  WriterGate gate;
+  gate.block(*store, alice_, carol_);
+  Message same_id = make_message(alice_, bob_, "reuses an id");
+  same_id.id = original.id;  // primary key violation: a caller bug, not a duplicate
+  Message no_receiver = make_message(alice_, bob_, "no receiver");
+  no_receiver.receiver_id.clear();
+  Message good = make_message(bob_, alice_, "fine");
+  std::promise<result<Appended>> p1, p2, p3;
+  store->append_message(same_id, [&](result<Appended> r) { p1.set_value(std::move(r)); });
+  store->append_message(no_receiver, [&](result<Appended> r) { p2.set_value(std::move(r)); });
+  store->append_message(good, [&](result<Appended> r) { p3.set_value(std::move(r)); });
+  gate.release();
+
+  auto r1 = p1.get_future().get();
+  auto r2 = p2.get_future().get();
+  auto r3 = p3.get_future().get();
+  ASSERT_FALSE(r1.ok());
+  EXPECT_EQ(r1.code(), errc::internal);
+  ASSERT_FALSE(r2.ok());
+  EXPECT_EQ(r2.code(), errc::invalid_argument);
+  ASSERT_TRUE(r3.ok()) << r3.err().message;
+
+  auto page = store->conversation_page(direct_conversation_id(alice_, bob_), "", 50);
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->messages.size(), 2u);
+  EXPECT_EQ(page->messages[0].text, "original");
+  EXPECT_EQ(page->messages[1].text, "fine");
+}
+
+TEST_F(SqliteStoreTest, GroupCommitGroupsConcurrentAppends) {
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  constexpr int kThreads = 8;
+  constexpr int kPerThread = 2000;
+  constexpr int kTotal = kThreads * kPerThread;
+  const std::string receiver = hex_id(500);
+
+  std::vector<std::atomic<int>> calls(kTotal);
+  std::atomic<int> ok{0};
+  std::atomic<int> failed{0};
+  std::atomic<bool> writing{true};
+  std::atomic<int> reads{0};
+  // A reader runs against the WAL while the writer commits.
+  std::thread reader([&] {
+    while (writing.load()) {
+      auto p = store->conversation_page(direct_conversation_id(hex_id(100), receiver), "", 50);
+      if (!p.ok()) ++failed;
+      ++reads;
+    }
+  });
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      const std::string sender = hex_id(100 + static_cast<std::uint32_t>(t));
+      for (int i = 0; i < kPerThread; ++i) {
+        const int index = t * kPerThread + i;
+        store->append_message(make_message(sender, receiver, std::to_string(index)),
+                              [&, index](result<Appended> r) {
+                                calls[index].fetch_add(1);
+                                if (r.ok() && !r->duplicate) {
+                                  ++ok;
+                                } else {
+                                  ++failed;
+                                }
+                              });
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  store->flush();
+  writing = false;
+  reader.join();
+
+  EXPECT_EQ(ok.load(), kTotal);
+  EXPECT_EQ(failed.load(), 0);
+  for (int i = 0; i < kTotal; ++i) ASSERT_EQ(calls[i].load(), 1) << "callback " << i;
+  const std::uint64_t commits = store->commits();
+  EXPECT_GT(commits, 0u);
+  EXPECT_LT(commits, static_cast<std::uint64_t>(kTotal / 4)) << "appends were not grouped";
+  std::printf("[ info ] %d appends in %llu commits (%.1f per commit), %d concurrent reads\n",
+              kTotal, static_cast<unsigned long long>(commits),
+              static_cast<double>(kTotal) / static_cast<double>(commits), reads.load());
+
+  // Everything is readable, each conversation in its sender's order.
+  int total = 0;
+  for (int t = 0; t < kThreads; ++t) {
+    const std::string conv = direct_conversation_id(hex_id(100 + static_cast<std::uint32_t>(t)),
+                                                    receiver);
+    std::string before;
+    int expected = kPerThread - 1;
+    for (;;) {
+      auto p = store->conversation_page(conv, before, 500);
+      ASSERT_TRUE(p.ok());
+      for (auto it = p->messages.rbegin(); it != p->messages.rend(); ++it) {
+        ASSERT_EQ(it->text, std::to_string(t * kPerThread + expected));
+        --expected;
+        ++total;
+      }
+      if (!p->has_more) break;
+      before = p->messages.front().id;
+    }
+    EXPECT_EQ(expected, -1);
+  }
+  EXPECT_EQ(total, kTotal);
+}
+
+TEST_F(SqliteStoreTest, FullQueueRejectsAtOnceAndLosesNothing) {
+  SqliteOptions opts;
+  opts.path = db_path();
+  opts.max_pending_writes = 4;
+  auto store = open_store(opts);
+  ASSERT_TRUE(store);
+  WriterGate gate;
+  gate.block(*store, alice_, carol_);  // the writer is busy: nothing leaves the queue
+
+  constexpr int kFlood = 1000;
+  const auto caller = std::this_thread::get_id();
+  std::vector<std::atomic<int>> calls(kFlood);
+  std::atomic<int> ok{0};
+  std::atomic<int> rejected{0};
+  std::atomic<int> rejected_elsewhere{0};
+  std::atomic<int> other{0};
+  for (int i = 0; i < kFlood; ++i) {
+    store->append_message(make_message(alice_, bob_, std::to_string(i)),
+                          [&, i](result<Appended> r) {
+                            calls[i].fetch_add(1);
+                            if (r.ok()) {
+                              ++ok;
+                            } else if (r.code() == errc::unavailable &&
+                                       r.err().message == "store queue full") {
+                              ++rejected;
+                              if (std::this_thread::get_id() != caller) ++rejected_elsewhere;
+                            } else {
+                              ++other;
+                            }
+                          });
+  }
+  // Rejections were immediate, on this thread.
+  EXPECT_EQ(rejected.load(), kFlood - 4);
+  EXPECT_EQ(rejected_elsewhere.load(), 0);
+  EXPECT_EQ(store->pending_writes(), 4u);
+  auto sync = store->create_user(make_user(alice_, "alice@example.com", "Alice"));
+  ASSERT_FALSE(sync.ok());
+  EXPECT_EQ(sync.code(), errc::unavailable);
+
+  gate.release();
+  store->flush();
+  EXPECT_EQ(ok.load(), 4);
+  EXPECT_EQ(other.load(), 0);
+  for (int i = 0; i < kFlood; ++i) ASSERT_EQ(calls[i].load(), 1) << "callback " << i;
+  auto page = store->conversation_page(direct_conversation_id(alice_, bob_), "", 100);
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->messages.size(), 4u);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(page->messages[i].text, std::to_string(i));
+  EXPECT_EQ(store->user_by_id(alice_).code(), errc::not_found);
+}
+
+TEST_F(SqliteStoreTest, CallbacksMayAppendButNotBlockOnTheWriter) {
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  std::promise<result<Appended>> chained;
+  std::promise<result<User>> sync_from_callback;
+  store->append_message(make_message(alice_, bob_, "one"), [&](result<Appended> r) {
+    sync_from_callback.set_value(store->create_user(make_user(alice_, "a@x.io", "A")));
+    store->flush();  // must not wait for itself
+    store->append_message(make_message(alice_, bob_, "two"),
+                          [&](result<Appended> r2) { chained.set_value(std::move(r2)); });
+  });
+  auto sync = sync_from_callback.get_future().get();
+  ASSERT_FALSE(sync.ok());
+  EXPECT_EQ(sync.code(), errc::internal);
+  auto two = chained.get_future().get();
+  ASSERT_TRUE(two.ok());
+  EXPECT_EQ(two->message.text, "two");
+}
+
+// --- durability, media, open ------------------------------------------------------------------
+
+TEST_F(SqliteStoreTest, DataSurvivesReopen) {
+  std::vector<Message> sent;
+  std::atomic<int> fired{0};
+  {
+    auto store = open_store();
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(store->create_user(make_user(alice_, "alice@example.com", "Alice")).ok());
+    ASSERT_TRUE(store->put_media(hex_id(7), "image/png", std::string("\x89PNG\0\x01", 6)).ok());
+    for (int i = 0; i < 30; ++i) {
+      sent.push_back(
+          make_message(alice_, bob_, "persist " + std::to_string(i), "k" + std::to_string(i)));
+      store->append_message(sent.back(), [&](result<Appended> r) { fired += r.ok() ? 1 : 1000; });
+    }
+    store->flush();
+    EXPECT_EQ(fired.load(), 30);
+    // Queued but not flushed: the destructor commits them.
+    for (int i = 30; i < 60; ++i) {
+      sent.push_back(make_message(alice_, bob_, "persist " + std::to_string(i)));
+      store->append_message(sent.back(), [&](result<Appended> r) { fired += r.ok() ? 1 : 1000; });
+    }
+  }
+  EXPECT_EQ(fired.load(), 60);
+
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->ping().ok());
+  auto u = store->user_by_email("alice@example.com");
+  ASSERT_TRUE(u.ok());
+  EXPECT_EQ(u->id, alice_);
+  auto m = store->media(hex_id(7));
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(m->bytes, std::string("\x89PNG\0\x01", 6));
+  auto page = store->conversation_page(direct_conversation_id(bob_, alice_), "", 100);
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(ids_of(page->messages), ids_of(sent));
+  // The idempotency index survived too.
+  auto again = append_and_wait(*store, make_message(alice_, bob_, "retry", "k3"));
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->duplicate);
+  EXPECT_EQ(again->message.id, sent[3].id);
+}
+
+TEST_F(SqliteStoreTest, MediaRoundTripsBinaryBytes) {
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  std::string bytes;
+  for (int rep = 0; rep < 64; ++rep)
+    for (int b = 0; b < 256; ++b) bytes.push_back(static_cast<char>(b));
+  ASSERT_EQ(bytes.size(), 16384u);
+  ASSERT_TRUE(store->put_media(hex_id(1), "image/jpeg", bytes).ok());
+  ASSERT_TRUE(store->put_media(hex_id(2), "application/octet-stream", "").ok());
+
+  auto m = store->media(hex_id(1));
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(m->content_type, "image/jpeg");
+  EXPECT_EQ(m->bytes, bytes);
+  auto empty = store->media(hex_id(2));
+  ASSERT_TRUE(empty.ok());
+  EXPECT_EQ(empty->bytes, "");
+  EXPECT_EQ(empty->content_type, "application/octet-stream");
+
+  ASSERT_TRUE(store->put_media(hex_id(1), "image/png", std::string(3, '\0')).ok());
+  auto replaced = store->media(hex_id(1));
+  ASSERT_TRUE(replaced.ok());
+  EXPECT_EQ(replaced->content_type, "image/png");
+  EXPECT_EQ(replaced->bytes, std::string(3, '\0'));
+
+  auto missing = store->media(hex_id(3));
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.code(), errc::not_found);
+}
+
+TEST_F(SqliteStoreTest, OpenFailsCleanlyOnUnusablePaths) {
+  const fs::path file = dir_.path() / "a_file";
+  std::ofstream(file) << "not a directory";
+  const std::string under_file = (file / "db" / "chat.sqlite").string();
+  auto r = SqliteStore::open(SqliteOptions{under_file});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.code(), errc::unavailable);
+  EXPECT_NE(r.err().message.find(under_file), std::string::npos) << r.err().message;
+
+  // A directory where the file should be.
+  auto dir = SqliteStore::open(SqliteOptions{dir_.path().string()});
+  ASSERT_FALSE(dir.ok());
+  EXPECT_NE(dir.err().message.find(dir_.path().string()), std::string::npos) << dir.err().message;
+
+  // Not an SQLite database.
+  auto garbage = SqliteStore::open(SqliteOptions{file.string()});
+  ASSERT_FALSE(garbage.ok());
+  EXPECT_NE(garbage.err().message.find(file.string()), std::string::npos) << garbage.err().message;
+
+  auto empty = SqliteStore::open(SqliteOptions{});
+  ASSERT_FALSE(empty.ok());
+  EXPECT_EQ(empty.code(), errc::invalid_argument);
+}
+
+TEST_F(SqliteStoreTest, SchemaIsVersionedWalAndPagesUseTheIndex) {
+  {
+    auto store = open_store();
+    ASSERT_TRUE(store);
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(db_path().c_str(), &db, SQLITE_OPEN_READWRITE, nullptr), SQLITE_OK);
+  auto scalar = [&](const char* sql) {
+    sqlite3_stmt* s = nullptr;
+    std::string out;
+    if (sqlite3_prepare_v2(db, sql, -1, &s, nullptr) == SQLITE_OK) {
+      while (sqlite3_step(s) == SQLITE_ROW) {
+        if (!out.empty()) out += "|";
+        out += reinterpret_cast<const char*>(sqlite3_column_text(s, sqlite3_column_count(s) - 1));
+      }
+    }
+    sqlite3_finalize(s);
+    return out;
+  };
+  EXPECT_EQ(scalar("PRAGMA user_version"), "1");
+  EXPECT_EQ(scalar("PRAGMA journal_mode"), "wal");
+  const std::string plan = scalar(
+      "EXPLAIN QUERY PLAN SELECT * FROM messages WHERE conversation_id = 'x' AND id < 'y' "
+      "ORDER BY id DESC LIMIT 51");
+  EXPECT_NE(plan.find("messages_by_conversation"), std::string::npos) << plan;
+  EXPECT_EQ(plan.find("TEMP B-TREE"), std::string::npos) << plan;
+  const std::string dedup = scalar(
+      "EXPLAIN QUERY PLAN SELECT * FROM messages WHERE sender_id = 'a' AND client_msg_id = 'b' "
+      "AND client_msg_id <> ''");
+  EXPECT_NE(dedup.find("messages_by_client_msg_id"), std::string::npos) << dedup;
+  const std::string by_email =
+      scalar("EXPLAIN QUERY PLAN SELECT * FROM users WHERE email = 'a@b.c'");
+  EXPECT_NE(by_email.find("INDEX"), std::string::npos) << by_email;
+  // A newer schema than this build knows is refused.
+  ASSERT_EQ(sqlite3_exec(db, "PRAGMA user_version = 99", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  auto r = SqliteStore::open(SqliteOptions{db_path()});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.err().message.find("schema version 99"), std::string::npos) << r.err().message;
+}
+
+}  // namespace
+}  // namespace chat::store
