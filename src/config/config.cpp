@@ -277,8 +277,9 @@ result<Loaded> load(int argc, const char* const* argv,
   for (const auto& s : settings()) {
     const std::string* value = nullptr;
     if (auto it = flags.find(s.flag); it != flags.end()) value = &it->second;
-    else if (auto e = env.find(s.env); *s.env && e != env.end()) value = &e->second;
-    else if (auto d = dotenv.find(s.env); *s.env && d != dotenv.end()) value = &d->second;
+    // An empty variable counts as unset (docker-compose turns an unset ${VAR} into "").
+    else if (auto e = env.find(s.env); *s.env && e != env.end() && !e->second.empty()) value = &e->second;
+    else if (auto d = dotenv.find(s.env); *s.env && d != dotenv.end() && !d->second.empty()) value = &d->second;
     if (!value) continue;
     if (auto expected = s.set(out.config, *value))
       return error{errc::invalid_argument, "invalid value for --" + std::string(s.flag) +

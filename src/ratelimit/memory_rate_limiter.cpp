@@ -27,13 +27,12 @@ Decision MemoryRateLimiter::hit(std::string_view key, std::int64_t now_ms) {
 }
 
 void MemoryRateLimiter::make_room(Shard& shard, std::int64_t now_ms) {
-  std::erase_if(shard.windows,
-                [&](const auto& kv) { return now_ms - kv.second.start_ms >= window_ms_; });
-  if (shard.windows.size() < max_keys_per_shard_) return;
-  auto oldest = shard.windows.begin();
-  for (auto it = shard.windows.begin(); it != shard.windows.end(); ++it)
-    if (it->second.start_ms < oldest->second.start_ms) oldest = it;
-  shard.windows.erase(oldest);
+  if (now_ms - shard.last_sweep_ms >= 1000 || now_ms < shard.last_sweep_ms) {
+    shard.last_sweep_ms = now_ms;
+    std::erase_if(shard.windows,
+                  [&](const auto& kv) { return now_ms - kv.second.start_ms >= window_ms_; });
+  }
+  if (shard.windows.size() >= max_keys_per_shard_) shard.windows.erase(shard.windows.begin());
 }
 
 std::size_t MemoryRateLimiter::tracked_keys() const {

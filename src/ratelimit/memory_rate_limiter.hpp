@@ -9,8 +9,9 @@
 
 namespace chat::ratelimit {
 
-/// Memory is bounded: at most `max_keys` tracked keys (expired windows are swept first; when
-/// every key is live the oldest-started window is dropped, which can only err toward allowing).
+/// Memory is bounded: at most `max_keys` tracked keys. When a shard is full, expired windows are
+/// swept (at most once per second per shard, so a flood of new keys costs O(1) per hit); if it is
+/// still full, an arbitrary live window is dropped, which can only err toward allowing.
 class MemoryRateLimiter final : public RateLimiter {
  public:
   MemoryRateLimiter(std::uint32_t max_hits, std::int64_t window_ms, std::size_t max_keys = 100'000);
@@ -25,6 +26,7 @@ class MemoryRateLimiter final : public RateLimiter {
   struct Shard {
     mutable std::mutex mu;
     std::unordered_map<std::string, Window> windows;
+    std::int64_t last_sweep_ms = 0;
   };
   static constexpr std::size_t kShards = 16;
   void make_room(Shard& shard, std::int64_t now_ms);
