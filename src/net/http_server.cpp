@@ -44,6 +44,16 @@ struct Shared {
   std::atomic<std::size_t> count{0};
   std::function<void()> on_drained;  // runs when draining and the last session is gone
 
+  /// One connection fewer; the last one during a drain stops the server.
+  void release() {
+    std::function<void()> drained;
+    {
+      std::lock_guard lock(mu);
+      if (count.fetch_sub(1) == 1 && draining) drained = on_drained;
+    }
+    if (drained) drained();
+  }
+
   std::size_t body_limit(std::string_view method, std::string_view path) const {
     return opts.body_limit ? opts.body_limit(method, path) : std::size_t{1} << 20;
   }
@@ -64,13 +74,11 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   ~Session() {
-    std::function<void()> drained;
     {
       std::lock_guard lock(shared_->mu);
       if (registered_) shared_->sessions.erase(self_it_);
-      if (shared_->count.fetch_sub(1) == 1 && shared_->draining) drained = shared_->on_drained;
     }
-    if (drained) drained();
+    shared_->release();
   }
 
   void start() {
@@ -185,8 +193,10 @@ class Session : public std::enable_shared_from_this<Session> {
       if (!handler) return write_error(400, "Bad request");
       // The connection now belongs to the WebSocket session; this HTTP session ends here.
       state_ = State::closed;
+      shared_->count.fetch_add(1);
+      std::shared_ptr<void> guard(static_cast<void*>(nullptr), [shared = shared_](void*) { shared->release(); });
       detail::start_websocket(std::move(stream_), std::move(buffer_), std::move(msg), std::move(handler),
-                              shared_->opts.websocket);
+                              shared_->opts.websocket, std::move(guard));
       return;
     }
     req.body = std::move(msg.body());
@@ -305,6 +315,7 @@ struct HttpServer::Impl {
     if (stopping.exchange(true)) return;
     spdlog::info("shutting down: no new connections, finishing in-flight requests");
     shared->draining = true;
+    if (shared->opts.on_stop) shared->opts.on_stop();
     asio::post(acceptor.get_executor(), [self = this] {
       error_code ec;
       self->acceptor.close(ec);
@@ -379,5 +390,7 @@ void HttpServer::stop() {
 }
 
 std::size_t HttpServer::connections() const { return impl_->shared->count.load(); }
+
+asio::io_context& HttpServer::io_context() { return impl_->ioc; }
 
 }  // namespace chat::net

@@ -12,6 +12,10 @@
 #include "net/http.hpp"
 #include "net/websocket.hpp"
 
+namespace boost::asio {
+class io_context;
+}
+
 namespace chat::net {
 
 struct ServerOptions {
@@ -28,6 +32,9 @@ struct ServerOptions {
   /// WebSocket upgrades; none → upgrade requests are handled as plain HTTP requests.
   WsUpgradeHandler upgrade;
   WsOptions websocket;
+  /// Runs when a graceful stop begins (e.g. to close long-lived protocol sessions). WebSocket
+  /// connections count as open connections: the stop waits for them too.
+  std::function<void()> on_stop;
 };
 
 /// Thread-safety: listen() and run() from one thread; stop() and connections() from any.
@@ -48,6 +55,8 @@ class HttpServer {
   void stop();
   /// Open connections.
   std::size_t connections() const;
+  /// The io_context the I/O threads run: protocol layers put their timers and strands on it.
+  boost::asio::io_context& io_context();
 
  private:
   struct Impl;

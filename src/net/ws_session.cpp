@@ -20,8 +20,9 @@ using error_code = boost::system::error_code;
 
 class WsSession final : public WsConnection, public std::enable_shared_from_this<WsSession> {
  public:
-  WsSession(beast::tcp_stream&& stream, std::shared_ptr<WsHandler> handler, const WsOptions& opts)
-      : ws_(std::move(stream)), handler_(std::move(handler)), opts_(opts) {}
+  WsSession(beast::tcp_stream&& stream, std::shared_ptr<WsHandler> handler, const WsOptions& opts,
+            std::shared_ptr<void> guard)
+      : ws_(std::move(stream)), handler_(std::move(handler)), opts_(opts), guard_(std::move(guard)) {}
 
   void start(beast::flat_buffer&& buffer, beast::http::request<beast::http::string_body>&& req) {
     buffer_ = std::move(buffer);
@@ -160,14 +161,16 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
   bool close_requested_ = false;
   bool closing_ = false;
   bool done_ = false;
+  std::shared_ptr<void> guard_;
 };
 
 }  // namespace
 
 void start_websocket(beast::tcp_stream&& stream, beast::flat_buffer&& buffer,
                      beast::http::request<beast::http::string_body>&& req,
-                     std::shared_ptr<WsHandler> handler, const WsOptions& options) {
-  auto session = std::make_shared<WsSession>(std::move(stream), std::move(handler), options);
+                     std::shared_ptr<WsHandler> handler, const WsOptions& options,
+                     std::shared_ptr<void> guard) {
+  auto session = std::make_shared<WsSession>(std::move(stream), std::move(handler), options, std::move(guard));
   session->start(std::move(buffer), std::move(req));
 }
 
