@@ -338,6 +338,9 @@ struct Api::Impl {
       for (const auto& v : r.value()) {
         json::object u = user_json(v.user);
         u["online"] = v.online;
+        u["unreadCount"] = v.unread;
+        if (v.last_message) u["lastMessage"] = message_json(*v.last_message);
+        else u["lastMessage"] = nullptr;
         data.emplace_back(std::move(u));
       }
       json::object o;

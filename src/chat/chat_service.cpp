@@ -1,11 +1,23 @@
 #include "chat/chat_service.hpp"
 
+#include <unordered_map>
+
 #include "auth/password.hpp"
 #include "core/log.hpp"
 #include "core/object_id.hpp"
 #include "core/time.hpp"
 
 namespace chat {
+namespace {
+
+std::string to_lower_ascii(std::string_view s) {
+  std::string out(s);
+  for (char& c : out)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return out;
+}
+
+}  // namespace
 
 ChatService::ChatService(store::Store& store, const auth::JwtCodec& jwt, const Presence& presence,
                          ServiceLimits limits)
@@ -167,13 +179,41 @@ result<store::User> ChatService::update_profile(std::string_view user_id, const 
 result<std::vector<UserView>> ChatService::users(std::string_view user_id) {
   auto all = store_.users_except(user_id);
   if (!all) return all.err();
+  auto summaries = store_.conversation_summaries(user_id);
+  if (!summaries) return summaries.err();
+  std::unordered_map<std::string, store::ConversationSummary*> by_peer;
+  by_peer.reserve(summaries->size());
+  for (auto& c : summaries.value()) by_peer.emplace(c.peer_id, &c);
   std::vector<UserView> out;
   out.reserve(all->size());
   for (auto& u : all.value()) {
-    bool online = presence_.is_online(u.id);
-    out.push_back(UserView{std::move(u), online});
+    UserView v;
+    v.online = presence_.is_online(u.id);
+    if (auto it = by_peer.find(u.id); it != by_peer.end()) {
+      v.unread = it->second->unread;
+      v.last_message = std::move(it->second->last_message);
+    }
+    v.user = std::move(u);
+    out.push_back(std::move(v));
   }
   return out;
+}
+
+result<std::string> ChatService::mark_read(std::string_view user_id, std::string_view peer_id,
+                                           std::string_view up_to_id) {
+  if (!is_object_id(peer_id)) return error{errc::invalid_argument, "Invalid user id"};
+  if (!is_object_id(up_to_id)) return error{errc::invalid_argument, "upTo must be a message id"};
+  std::string peer = to_lower_ascii(peer_id);
+  if (peer == to_lower_ascii(user_id))
+    return error{errc::invalid_argument, "You cannot mark your own conversation as read"};
+  auto found = store_.user_by_id(peer);
+  if (!found)
+    return found.code() == errc::not_found ? error{errc::not_found, "User not found"} : found.err();
+  // Ids are compared as strings by the store: only lower-case ones sort by time.
+  auto r = store_.mark_read(store::direct_conversation_id(user_id, peer), user_id,
+                            to_lower_ascii(up_to_id));
+  if (!r && r.code() == errc::not_found) return error{errc::not_found, "Conversation not found"};
+  return r;
 }
 
 result<store::MessagePage> ChatService::history(std::string_view user_id, std::string_view peer_id,

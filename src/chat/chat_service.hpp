@@ -53,6 +53,10 @@ struct AuthResult {
 struct UserView {
   store::User user;
   bool online = false;
+  /// Messages from this user after the caller's read position (see store::ConversationSummary).
+  std::size_t unread = 0;
+  /// The newest message between the caller and this user, either direction (none yet: nullopt).
+  std::optional<store::Message> last_message;
 };
 
 /// Thread-safe. Methods marked blocking run store queries or password hashing: call them from a
@@ -77,7 +81,17 @@ class ChatService {
   /// Blocking. unauthorized (token) or not_found "User not found" (deleted user).
   result<store::User> authenticate(std::string_view token) const;
   result<store::User> update_profile(std::string_view user_id, const ProfileInput& in);
+  /// Blocking. Every user but `user_id`, ordered by name, with presence, unread count and last
+  /// message of the conversation with the caller (two store queries however many users).
   result<std::vector<UserView>> users(std::string_view user_id);
+  /// Blocking (a durable store write). Moves `user_id`'s read position in the conversation with
+  /// `peer_id` forward to `up_to_id` (a message id, any case): never backwards, never past the
+  /// conversation's newest message. Returns the resulting read position (lower-case id), which
+  /// is the old one when `up_to_id` is older.
+  /// Errors: invalid_argument (peer or up_to not an ObjectId, peer == user), not_found
+  /// "User not found" (unknown peer) or "Conversation not found" (no message exchanged yet).
+  result<std::string> mark_read(std::string_view user_id, std::string_view peer_id,
+                                std::string_view up_to_id);
   /// not_found when `peer_id` is not a user.
   result<store::MessagePage> history(std::string_view user_id, std::string_view peer_id,
                                      std::string_view before_id, std::size_t limit);

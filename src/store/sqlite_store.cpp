@@ -82,6 +82,9 @@ CREATE TABLE media (
   "id, email, password_hash, full_name, profile_picture, bio, created_at, updated_at"
 #define CHAT_MSG_COLS \
   "id, conversation_id, sender_id, receiver_id, text, image, client_msg_id, created_at, updated_at"
+#define CHAT_LAST_MSG_COLS                                                                    \
+  "last.id, last.conversation_id, last.sender_id, last.receiver_id, last.text, last.image,"   \
+  " last.client_msg_id, last.created_at, last.updated_at"
 
 // Every statement any connection runs; each connection prepares all of them once.
 enum Q : int {
@@ -97,6 +100,8 @@ enum Q : int {
   kMsgInsert,
   kPageNewest,
   kPageBefore,
+  kMarkRead,
+  kSummaries,
   kMediaPut,
   kMediaGet,
   kPing,
@@ -130,6 +135,28 @@ constexpr std::array<const char*, kQueryCount> kSql = {
     " FROM messages WHERE conversation_id = ?1 ORDER BY id DESC LIMIT ?2",
     "SELECT " CHAT_MSG_COLS
     " FROM messages WHERE conversation_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
+    // Clamped to the newest message: a read position past it would hide messages to come.
+    "UPDATE conversation_members SET last_read_id = max(coalesce(last_read_id, ''),"
+    " min(?3, coalesce((SELECT id FROM messages WHERE conversation_id = ?1"
+    " ORDER BY id DESC LIMIT 1), '')))"
+    " WHERE conversation_id = ?1 AND user_id = ?2 RETURNING coalesce(last_read_id, '')",
+    // Index range scans only: the newest message is the last entry of (conversation_id, id);
+    // unread messages are counted after max(read position, the (kUnreadWindow+1)-th newest id),
+    // so the count reads at most kUnreadWindow rows however long the history.
+    "SELECT me.conversation_id, coalesce(me.last_read_id, ''), peer.user_id,"
+    " (SELECT count(*) FROM messages u WHERE u.conversation_id = me.conversation_id"
+    "   AND u.id > max(coalesce(me.last_read_id, ''),"
+    "     coalesce((SELECT w.id FROM messages w WHERE w.conversation_id = me.conversation_id"
+    "       ORDER BY w.id DESC LIMIT 1 OFFSET ?2), ''))"
+    "   AND u.sender_id = peer.user_id),"
+    " last.id IS NOT NULL, " CHAT_LAST_MSG_COLS
+    " FROM conversation_members me"
+    " JOIN conversations c ON c.id = me.conversation_id AND c.kind = 'direct'"
+    " JOIN conversation_members peer"
+    "   ON peer.conversation_id = me.conversation_id AND peer.user_id <> me.user_id"
+    " LEFT JOIN messages last ON last.id = (SELECT l.id FROM messages l"
+    "   WHERE l.conversation_id = me.conversation_id ORDER BY l.id DESC LIMIT 1)"
+    " WHERE me.user_id = ?1",
     "INSERT INTO media (id, content_type, bytes, created_at) VALUES (?1, ?2, ?3, ?4)"
     " ON CONFLICT (id) DO UPDATE SET content_type = excluded.content_type,"
     " bytes = excluded.bytes, created_at = excluded.created_at",
@@ -145,6 +172,7 @@ constexpr std::array<const char*, kQueryCount> kSql = {
 
 #undef CHAT_USER_COLS
 #undef CHAT_MSG_COLS
+#undef CHAT_LAST_MSG_COLS
 
 errc map_sqlite_code(int rc) {
   switch (rc & 0xff) {
@@ -312,17 +340,18 @@ User read_user(const Stmt& s) {
   return u;
 }
 
-Message read_message(const Stmt& s) {
+// The CHAT_MSG_COLS columns, starting at column `first`.
+Message read_message(const Stmt& s, int first = 0) {
   Message m;
-  m.id = s.col_text(0);
-  m.conversation_id = s.col_text(1);
-  m.sender_id = s.col_text(2);
-  m.receiver_id = s.col_text(3);
-  m.text = s.col_text(4);
-  m.image = s.col_text(5);
-  m.client_msg_id = s.col_text(6);
-  m.created_at = s.col_int(7);
-  m.updated_at = s.col_int(8);
+  m.id = s.col_text(first + 0);
+  m.conversation_id = s.col_text(first + 1);
+  m.sender_id = s.col_text(first + 2);
+  m.receiver_id = s.col_text(first + 3);
+  m.text = s.col_text(first + 4);
+  m.image = s.col_text(first + 5);
+  m.client_msg_id = s.col_text(first + 6);
+  m.created_at = s.col_int(first + 7);
+  m.updated_at = s.col_int(first + 8);
   return m;
 }
 
@@ -776,6 +805,54 @@ result<MessagePage> SqliteStore::conversation_page(std::string_view conversation
   }
   std::reverse(page.messages.begin(), page.messages.end());
   return page;
+}
+
+result<std::string> SqliteStore::mark_read(std::string_view conversation_id,
+                                           std::string_view user_id,
+                                           std::string_view up_to_id) {
+  if (up_to_id.empty()) return error{errc::invalid_argument, "read position is empty"};
+  return impl_->run_sync<std::string>(
+      [conversation_id, user_id, up_to_id](Conn& w) -> result<std::string> {
+        Stmt s(w, kMarkRead);
+        s.text(1, conversation_id).text(2, user_id).text(3, up_to_id);
+        int rc = s.step();
+        if (rc == SQLITE_DONE)
+          return error{errc::not_found, "not a member of the conversation"};
+        if (rc != SQLITE_ROW) return s.fail(rc, "mark read");
+        std::string last_read = s.col_text(0);
+        // The row is already updated; stepping to the end finishes the statement cleanly.
+        while ((rc = s.step()) == SQLITE_ROW) {
+        }
+        if (rc != SQLITE_DONE) return s.fail(rc, "mark read");
+        return last_read;
+      });
+}
+
+result<std::vector<ConversationSummary>> SqliteStore::conversation_summaries(
+    std::string_view user_id) {
+  Impl::Lease lease(*impl_);
+  Stmt s(lease.conn(), kSummaries);
+  s.text(1, user_id).integer(2, static_cast<std::int64_t>(kUnreadWindow));
+  std::vector<ConversationSummary> out;
+  for (;;) {
+    const int rc = s.step();
+    if (rc == SQLITE_DONE) return out;
+    if (rc != SQLITE_ROW) return s.fail(rc, "read conversation summaries");
+    ConversationSummary c;
+    c.conversation_id = s.col_text(0);
+    c.last_read_id = s.col_text(1);
+    c.peer_id = s.col_text(2);
+    c.unread = static_cast<std::size_t>(std::max<std::int64_t>(s.col_int(3), 0));
+    if (s.col_int(4) != 0) c.last_message = read_message(s, 5);
+    out.push_back(std::move(c));
+  }
+}
+
+std::string_view SqliteStore::query_sql(std::string_view name) {
+  if (name == "mark_read") return kSql[kMarkRead];
+  if (name == "conversation_summaries") return kSql[kSummaries];
+  if (name == "conversation_page") return kSql[kPageBefore];
+  return {};
 }
 
 result<void> SqliteStore::put_media(std::string_view id, std::string_view content_type,

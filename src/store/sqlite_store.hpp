@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "store/store.hpp"
 
@@ -55,6 +57,11 @@ class SqliteStore final : public Store {
   result<MessagePage> conversation_page(std::string_view conversation_id,
                                         std::string_view before_id, std::size_t limit) override;
 
+  result<std::string> mark_read(std::string_view conversation_id, std::string_view user_id,
+                                std::string_view up_to_id) override;
+  result<std::vector<ConversationSummary>> conversation_summaries(
+      std::string_view user_id) override;
+
   result<void> put_media(std::string_view id, std::string_view content_type,
                          std::string_view bytes) override;
   result<Media> media(std::string_view id) override;
@@ -66,6 +73,10 @@ class SqliteStore final : public Store {
   std::size_t pending_writes() const;
   /// Transactions committed by the writer since open(). Never blocks.
   std::uint64_t commits() const;
+
+  /// The SQL text of a statement ("mark_read", "conversation_summaries", "conversation_page";
+  /// "" for other names), so tests can check its query plan. Pure.
+  static std::string_view query_sql(std::string_view name);
 
   struct Impl;  // public only so the .cpp's helpers can name it; defined in sqlite_store.cpp
 

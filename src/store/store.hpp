@@ -1,6 +1,7 @@
 #pragma once
 // The storage interface: users, messages (grouped in conversations) and media. Implementations:
 // sqlite_store (embedded default) and, with the cluster issue, mongo_store.
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -51,6 +52,22 @@ struct MessagePage {
   bool has_more = false;          ///< older messages exist before messages.front()
 };
 
+/// One direct conversation of a user, as seen by that user (Store::conversation_summaries()).
+struct ConversationSummary {
+  std::string peer_id;          ///< the other member
+  std::string conversation_id;  ///< direct_conversation_id(user, peer)
+  std::optional<Message> last_message;  ///< the newest message, either direction
+  /// Messages sent by the peer after last_read_id, counted among the conversation's
+  /// kUnreadWindow newest messages: exact unless more than kUnreadWindow messages (of either
+  /// side) follow the read position, a lower bound (at most kUnreadWindow) otherwise.
+  std::size_t unread = 0;
+  std::string last_read_id;  ///< the user's read position ("" when never marked)
+};
+
+/// How many of a conversation's newest messages conversation_summaries() looks at to count
+/// unread ones: the cost of a summary is bounded however long the history.
+inline constexpr std::size_t kUnreadWindow = 1000;
+
 struct Media {
   std::string content_type;
   std::string bytes;
@@ -93,6 +110,22 @@ class Store {
   virtual result<MessagePage> conversation_page(std::string_view conversation_id,
                                                 std::string_view before_id,
                                                 std::size_t limit) = 0;
+
+  /// Moves `user_id`'s read position in the conversation forward to `up_to_id`: last_read_id
+  /// becomes max(last_read_id, up_to_id), ids compared as strings (24-hex lower-case ObjectIds
+  /// sort by time). It never moves backwards, and never past the conversation's newest message
+  /// (a later `up_to_id` is clamped to it, so a bogus id cannot hide messages still to come).
+  /// Returns the resulting last_read_id (unchanged when `up_to_id` is older).
+  /// A synchronous write (queued behind earlier writes, durable when it returns).
+  /// Errors: not_found when `user_id` is not a member of the conversation (e.g. the two users
+  /// never exchanged a message), invalid_argument for an empty `up_to_id`.
+  virtual result<std::string> mark_read(std::string_view conversation_id,
+                                        std::string_view user_id, std::string_view up_to_id) = 0;
+  /// Every direct conversation of `user_id` with its newest message and unread count (see
+  /// ConversationSummary), in no particular order; empty when the user has none. One call for
+  /// all of them: cost O(conversations × (log n + kUnreadWindow)), never a whole history.
+  virtual result<std::vector<ConversationSummary>> conversation_summaries(
+      std::string_view user_id) = 0;
 
   virtual result<void> put_media(std::string_view id, std::string_view content_type,
                                  std::string_view bytes) = 0;

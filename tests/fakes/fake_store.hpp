@@ -101,6 +101,51 @@ class FakeStore final : public store::Store {
     return page;
   }
 
+  result<std::string> mark_read(std::string_view conversation_id, std::string_view user_id,
+                                std::string_view up_to_id) override {
+    std::lock_guard lock(mu_);
+    if (up_to_id.empty()) return error{errc::invalid_argument, "read position is empty"};
+    auto conv = members_.find(std::string(conversation_id));
+    if (conv == members_.end()) return error{errc::not_found, "not a member of the conversation"};
+    auto member = conv->second.find(std::string(user_id));
+    if (member == conv->second.end())
+      return error{errc::not_found, "not a member of the conversation"};
+    std::string newest;
+    for (const auto& m : messages_)
+      if (m.conversation_id == conversation_id && m.id > newest) newest = m.id;
+    const std::string target = std::min(std::string(up_to_id), newest);
+    if (target > member->second) member->second = target;
+    return member->second;
+  }
+
+  result<std::vector<store::ConversationSummary>> conversation_summaries(
+      std::string_view user_id) override {
+    std::lock_guard lock(mu_);
+    std::vector<store::ConversationSummary> out;
+    for (const auto& [conv_id, members] : members_) {
+      auto me = members.find(std::string(user_id));
+      if (me == members.end()) continue;
+      for (const auto& [peer_id, unused] : members) {
+        if (peer_id == user_id) continue;
+        store::ConversationSummary c;
+        c.peer_id = peer_id;
+        c.conversation_id = conv_id;
+        c.last_read_id = me->second;
+        std::vector<const store::Message*> newest_first;
+        for (const auto& m : messages_)
+          if (m.conversation_id == conv_id) newest_first.push_back(&m);
+        std::sort(newest_first.begin(), newest_first.end(),
+                  [](const auto* a, const auto* b) { return a->id > b->id; });
+        if (!newest_first.empty()) c.last_message = *newest_first.front();
+        if (newest_first.size() > store::kUnreadWindow) newest_first.resize(store::kUnreadWindow);
+        for (const auto* m : newest_first)
+          if (m->id > c.last_read_id && m->sender_id == peer_id) ++c.unread;
+        out.push_back(std::move(c));
+      }
+    }
+    return out;
+  }
+
   result<void> put_media(std::string_view id, std::string_view content_type,
                          std::string_view bytes) override {
     std::lock_guard lock(mu_);
@@ -164,12 +209,17 @@ class FakeStore final : public store::Store {
         if (existing.sender_id == m.sender_id && existing.client_msg_id == m.client_msg_id)
           return store::Appended{existing, true};
     messages_.push_back(m);
+    // Like the real stores, the first message creates the conversation and its two members.
+    members_[m.conversation_id].try_emplace(m.sender_id);
+    members_[m.conversation_id].try_emplace(m.receiver_id);
     return store::Appended{std::move(m), false};
   }
 
   mutable std::mutex mu_;
   std::map<std::string, store::User> users_;  // by id
   std::vector<store::Message> messages_;      // in append order
+  // conversation id → member id → last_read_id ("" when never marked)
+  std::map<std::string, std::map<std::string, std::string>> members_;
   std::map<std::string, store::Media> media_;
   bool fail_next_append_ = false;
 };

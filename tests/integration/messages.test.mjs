@@ -244,6 +244,89 @@ describe('messages', () => {
   });
 });
 
+describe('contacts list: unreadCount and lastMessage', () => {
+  let srv;
+  let alice;
+  let bob;
+  let carol;
+  let dave;
+  before(async () => {
+    srv = await startChatd();
+    alice = await signupUser(srv.url, { full_name: 'Alice' });
+    bob = await signupUser(srv.url, { full_name: 'Bob' });
+    carol = await signupUser(srv.url, { full_name: 'Carol' });
+    dave = await signupUser(srv.url, { full_name: 'Dave' });
+  });
+
+  /** The caller's entry for `other` in GET /api/messages/users. */
+  async function entry(viewer, other) {
+    const r = await viewer.client.get('/api/messages/users');
+    assert.equal(r.status, 200, r.text);
+    const u = r.body.data.find((x) => x._id === other.user._id);
+    assert.ok(u, `${other.user.full_name} missing from ${viewer.user.full_name}'s list`);
+    return u;
+  }
+
+  test('every user starts with unreadCount 0 and lastMessage null', async () => {
+    const r = await alice.client.get('/api/messages/users');
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.body.data.length, 3);
+    for (const u of r.body.data) {
+      assert.equal(u.unreadCount, 0, JSON.stringify(u));
+      assert.ok('lastMessage' in u, `lastMessage missing: ${JSON.stringify(u)}`);
+      assert.equal(u.lastMessage, null);
+      assert.equal(typeof u.online, 'boolean');
+    }
+  });
+
+  test('unreadCount grows with each message from that peer, per peer, never with your own', async () => {
+    for (let i = 1; i <= 3; i++) {
+      await sendOk(bob, alice, { text: `bob ${i}` });
+      assert.equal((await entry(alice, bob)).unreadCount, i);
+    }
+    await sendOk(carol, alice, { text: 'carol 1' });
+    assert.equal((await entry(alice, carol)).unreadCount, 1);
+    assert.equal((await entry(alice, bob)).unreadCount, 3, 'carol\'s message is not counted for bob');
+    assert.equal((await entry(alice, dave)).unreadCount, 0);
+
+    // alice's replies are unread for bob, not for alice
+    await sendOk(alice, bob, { text: 'reply 1' });
+    await sendOk(alice, bob, { text: 'reply 2' });
+    assert.equal((await entry(alice, bob)).unreadCount, 3);
+    assert.equal((await entry(bob, alice)).unreadCount, 2);
+    // senders have nothing unread from the people they wrote to
+    assert.equal((await entry(carol, alice)).unreadCount, 0);
+    // and a conversation that does not exist has nothing unread
+    assert.equal((await entry(bob, carol)).unreadCount, 0);
+  });
+
+  test('lastMessage is the newest message of the conversation, whichever side sent it', async () => {
+    const mine = await sendOk(alice, bob, { text: 'newest from alice' });
+    const fromAlice = await entry(alice, bob);
+    const fromBob = await entry(bob, alice);
+    assert.deepEqual(fromAlice.lastMessage, mine, 'same shape and content as the send response');
+    assert.deepEqual(fromBob.lastMessage, mine, 'both sides see the same last message');
+    for (const k of ['_id', 'senderId', 'receiverId', 'text', 'image', 'createdAt', 'updatedAt']) {
+      assert.ok(k in fromAlice.lastMessage, `lastMessage.${k} missing`);
+    }
+
+    const answer = await sendOk(bob, alice, { text: 'newest from bob', image: dataUrl('image/png', IMAGES.png) });
+    const after = await entry(alice, bob);
+    assert.equal(after.lastMessage._id, answer._id);
+    assert.equal(after.lastMessage.senderId, bob.user._id);
+    assert.equal(after.lastMessage.text, 'newest from bob');
+    assert.ok(after.lastMessage.image.startsWith('/media/'), after.lastMessage.image);
+    assert.equal(after.unreadCount, 4);
+
+    // other conversations keep their own last message
+    assert.equal((await entry(alice, carol)).lastMessage.text, 'carol 1');
+    assert.equal((await entry(alice, dave)).lastMessage, null);
+    // and lastMessage agrees with the newest entry of the history
+    const h = await alice.client.get(`/api/messages/${bob.user._id}`);
+    assert.deepEqual(h.body.data.at(-1), after.lastMessage);
+  });
+});
+
 describe('a 1000-message conversation', () => {
   let srv;
   let alice;
@@ -302,5 +385,22 @@ describe('a 1000-message conversation', () => {
     const { messages } = await readAll(bearerClient(srv.url, alice.token), bob.user._id, 200);
     assert.equal(messages.length, 1000);
     assert.deepEqual(new Set(messages.map((m) => m._id)), new Set(sent.keys()));
+  });
+
+  test('unread counts and last message of the long conversation, after the restart', async () => {
+    assert.equal(sent.size, 1000, 'depends on the previous tests');
+    const a = bearerClient(srv.url, alice.token);
+    const b = bearerClient(srv.url, bob.token);
+    const newest = (await a.get(`/api/messages/${bob.user._id}?limit=1`)).body.data[0];
+    const ra = await a.get('/api/messages/users');
+    const rb = await b.get('/api/messages/users');
+    assert.equal(ra.status, 200, ra.text);
+    const bobForAlice = ra.body.data.find((u) => u._id === bob.user._id);
+    const aliceForBob = rb.body.data.find((u) => u._id === alice.user._id);
+    // i % 3 === 0 went bob → alice: 334 of the 1000
+    assert.equal(bobForAlice.unreadCount, 334);
+    assert.equal(aliceForBob.unreadCount, 666);
+    assert.deepEqual(bobForAlice.lastMessage, newest);
+    assert.deepEqual(aliceForBob.lastMessage, newest);
   });
 });

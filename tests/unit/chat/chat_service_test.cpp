@@ -5,6 +5,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
 
+#include <cctype>
 #include <cstdlib>
 #include <fstream>
 #include <optional>
@@ -656,6 +657,198 @@ TEST_F(ChatServiceTest, UsersExcludesSelfAndShowsPresence) {
   auto again = service_.users(alice.id);
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->size(), 2u);
+}
+
+TEST_F(ChatServiceTest, UsersCarryUnreadCountsAndLastMessages) {
+  store::User alice = insert_user("alice"), bob = insert_user("bob"), carol = insert_user("carol"),
+              dave = insert_user("dave");
+  for (int i = 0; i < 3; ++i)
+    ASSERT_TRUE(send(text_message(bob, alice, "b" + std::to_string(i))).ok());
+  auto from_carol = send(text_message(carol, alice, "c"));
+  auto to_bob = send(text_message(alice, bob, "a"));
+  ASSERT_TRUE(from_carol.ok());
+  ASSERT_TRUE(to_bob.ok());
+
+  auto view_of = [&](const store::User& viewer, const store::User& other) -> UserView {
+    auto r = service_.users(viewer.id);
+    EXPECT_TRUE(r.ok());
+    if (r.ok())
+      for (auto& v : r.value())
+        if (v.user.id == other.id) return v;
+    ADD_FAILURE() << other.full_name << " not listed for " << viewer.full_name;
+    return {};
+  };
+  UserView b = view_of(alice, bob);
+  EXPECT_EQ(b.unread, 3u) << "alice's own message is not unread";
+  ASSERT_TRUE(b.last_message);
+  EXPECT_EQ(b.last_message->id, to_bob->message.id);
+  EXPECT_EQ(b.last_message->text, "a");
+  UserView c = view_of(alice, carol);
+  EXPECT_EQ(c.unread, 1u);
+  ASSERT_TRUE(c.last_message);
+  EXPECT_EQ(c.last_message->id, from_carol->message.id);
+  UserView d = view_of(alice, dave);
+  EXPECT_EQ(d.unread, 0u);
+  EXPECT_FALSE(d.last_message);
+  // Per viewer: bob has one unread (alice's), nothing with carol.
+  EXPECT_EQ(view_of(bob, alice).unread, 1u);
+  EXPECT_EQ(view_of(bob, alice).last_message->id, to_bob->message.id);
+  EXPECT_EQ(view_of(bob, carol).unread, 0u);
+  EXPECT_FALSE(view_of(bob, carol).last_message);
+  // The list keeps its order and fields.
+  auto list = service_.users(alice.id);
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->size(), 3u);
+  EXPECT_EQ((*list)[0].user.full_name, "bob");
+  EXPECT_EQ((*list)[1].user.full_name, "carol");
+  EXPECT_EQ((*list)[2].user.full_name, "dave");
+  EXPECT_EQ((*list)[0].user.email, "bob@example.com");
+}
+
+TEST_F(ChatServiceTest, MarkReadValidatesThePeerAndTheMessageId) {
+  store::User alice = insert_user("alice"), bob = insert_user("bob"), carol = insert_user("carol");
+  auto m = send(text_message(bob, alice, "hi"));
+  ASSERT_TRUE(m.ok());
+  const std::string id = m->message.id;
+
+  auto code_of = [&](std::string_view peer, std::string_view up_to) {
+    auto r = service_.mark_read(alice.id, peer, up_to);
+    return r.ok() ? std::optional<errc>() : std::optional<errc>(r.code());
+  };
+  for (std::string_view bad :
+       {"", "not-an-id", "zzzzzzzzzzzzzzzzzzzzzzzz", "65f0a1b2c3d4e5f6012345"})
+    EXPECT_EQ(code_of(bad, id), errc::invalid_argument) << bad;
+  for (std::string_view bad : {"", "x", "65f0a1b2c3d4e5f60123456g", "65f0a1b2c3d4e5f6012345678"})
+    EXPECT_EQ(code_of(bob.id, bad), errc::invalid_argument) << bad;
+  EXPECT_EQ(code_of(alice.id, id), errc::invalid_argument) << "own conversation";
+
+  auto unknown = service_.mark_read(alice.id, new_object_id(), id);
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.code(), errc::not_found);
+  EXPECT_EQ(unknown.err().message, "User not found");
+  auto never = service_.mark_read(alice.id, carol.id, id);
+  ASSERT_FALSE(never.ok());
+  EXPECT_EQ(never.code(), errc::not_found);
+  EXPECT_EQ(never.err().message, "Conversation not found");
+  // Nothing moved.
+  EXPECT_EQ(service_.users(alice.id)->front().unread, 1u);
+}
+
+TEST_F(ChatServiceTest, MarkReadMovesTheReadPositionForwardOnly) {
+  store::User alice = insert_user("alice"), bob = insert_user("bob");
+  std::vector<std::string> ids;
+  for (int i = 0; i < 4; ++i) {
+    auto r = send(text_message(bob, alice, "m" + std::to_string(i)));
+    ASSERT_TRUE(r.ok());
+    ids.push_back(r->message.id);
+  }
+  auto unread = [&] {
+    auto r = service_.users(alice.id);
+    EXPECT_TRUE(r.ok());
+    return r.ok() && !r->empty() ? r->front().unread : std::size_t{999};
+  };
+  ASSERT_EQ(unread(), 4u);
+
+  // Upper-case ids are accepted and the position is stored in lower case.
+  std::string upper_peer = bob.id, upper_msg = ids[1];
+  for (auto& ch : upper_peer) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  for (auto& ch : upper_msg) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  auto r = service_.mark_read(alice.id, upper_peer, upper_msg);
+  ASSERT_TRUE(r.ok()) << r.err().message;
+  EXPECT_EQ(r.value(), ids[1]);
+  EXPECT_EQ(unread(), 2u);
+
+  auto back = service_.mark_read(alice.id, bob.id, ids[0]);
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back.value(), ids[1]) << "never backwards";
+  EXPECT_EQ(unread(), 2u);
+
+  EXPECT_EQ(service_.mark_read(alice.id, bob.id, ids[3]).value(), ids[3]);
+  EXPECT_EQ(unread(), 0u);
+  // Bob's own view is untouched by alice's reads.
+  EXPECT_EQ(service_.users(bob.id)->front().unread, 0u);
+  ASSERT_TRUE(send(text_message(bob, alice, "more")).ok());
+  EXPECT_EQ(unread(), 1u);
+}
+
+// Forwards to a FakeStore and counts the queries users() makes.
+class CountingStore final : public store::Store {
+ public:
+  explicit CountingStore(store::Store& inner) : inner_(inner) {}
+  result<store::User> create_user(const store::User& u) override { return inner_.create_user(u); }
+  result<store::User> user_by_id(std::string_view id) override {
+    ++by_id;
+    return inner_.user_by_id(id);
+  }
+  result<store::User> user_by_email(std::string_view e) override { return inner_.user_by_email(e); }
+  result<std::vector<store::User>> users_except(std::string_view id) override {
+    return inner_.users_except(id);
+  }
+  result<store::User> update_user(std::string_view id, const store::UserPatch& p,
+                                  std::int64_t now) override {
+    return inner_.update_user(id, p, now);
+  }
+  result<void> set_password_hash(std::string_view id, std::string_view h) override {
+    return inner_.set_password_hash(id, h);
+  }
+  void append_message(store::Message m, AppendCallback done) override {
+    inner_.append_message(std::move(m), std::move(done));
+  }
+  result<store::MessagePage> conversation_page(std::string_view c, std::string_view b,
+                                               std::size_t l) override {
+    ++pages;
+    return inner_.conversation_page(c, b, l);
+  }
+  result<std::string> mark_read(std::string_view c, std::string_view u,
+                                std::string_view up_to) override {
+    return inner_.mark_read(c, u, up_to);
+  }
+  result<std::vector<store::ConversationSummary>> conversation_summaries(
+      std::string_view u) override {
+    ++summaries;
+    if (fail_summaries) return error{errc::unavailable, "store queue full"};
+    return inner_.conversation_summaries(u);
+  }
+  result<void> put_media(std::string_view id, std::string_view ct, std::string_view b) override {
+    return inner_.put_media(id, ct, b);
+  }
+  result<store::Media> media(std::string_view id) override { return inner_.media(id); }
+  result<void> ping() override { return inner_.ping(); }
+  void flush() override { inner_.flush(); }
+
+  int by_id = 0, pages = 0, summaries = 0;
+  bool fail_summaries = false;
+
+ private:
+  store::Store& inner_;
+};
+
+TEST_F(ChatServiceTest, UsersMakesOneSummaryQueryWhateverTheNumberOfUsers) {
+  store::User alice = insert_user("alice");
+  std::vector<store::User> others;
+  for (int i = 0; i < 20; ++i) {
+    others.push_back(insert_user("user" + std::to_string(i)));
+    ASSERT_TRUE(send(text_message(others.back(), alice, "hello")).ok());
+  }
+  CountingStore counting(store_);
+  ChatService service(counting, jwt_, presence_, limits());
+  auto list = service.users(alice.id);
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->size(), 20u);
+  for (const auto& v : list.value()) {
+    EXPECT_EQ(v.unread, 1u) << v.user.full_name;
+    ASSERT_TRUE(v.last_message);
+    EXPECT_EQ(v.last_message->sender_id, v.user.id);
+  }
+  EXPECT_EQ(counting.summaries, 1);
+  EXPECT_EQ(counting.pages, 0);
+  EXPECT_EQ(counting.by_id, 0);
+
+  // A failing summary query fails the list instead of showing wrong counts.
+  counting.fail_summaries = true;
+  auto failed = service.users(alice.id);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.code(), errc::unavailable);
 }
 
 // ---- profile ----

@@ -3,11 +3,13 @@
 
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "core/object_id.hpp"
+#include "unit/store/read_state_contract.hpp"
 
 namespace chat::fakes {
 namespace {
@@ -140,3 +142,12 @@ TEST(FakeStore, Media) {
 
 }  // namespace
 }  // namespace chat::fakes
+
+namespace chat::store::contract {
+
+struct FakeBackend {
+  std::unique_ptr<Store> open() { return std::make_unique<fakes::FakeStore>(); }
+};
+INSTANTIATE_TYPED_TEST_SUITE_P(Fake, ReadStateContract, FakeBackend);
+
+}  // namespace chat::store::contract

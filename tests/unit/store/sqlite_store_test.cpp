@@ -18,6 +18,7 @@
 
 #include "core/object_id.hpp"
 #include "store/store.hpp"
+#include "unit/store/read_state_contract.hpp"
 
 namespace chat::store {
 namespace {
@@ -786,5 +787,109 @@ TEST_F(SqliteStoreTest, SchemaIsVersionedWalAndPagesUseTheIndex) {
   EXPECT_NE(r.err().message.find("schema version 99"), std::string::npos) << r.err().message;
 }
 
+// --- read positions and conversation summaries ---------------------------------------------
+
+struct SqliteBackend {
+  TempDir dir;
+  std::unique_ptr<Store> open() {
+    auto r = SqliteStore::open(SqliteOptions{(dir.path() / "chat.sqlite").string()});
+    if (!r.ok()) ADD_FAILURE() << r.err().message;
+    return r.ok() ? std::move(r).value() : nullptr;
+  }
+};
+
+TEST_F(SqliteStoreTest, ReadPositionsSurviveReopen) {
+  Message first, second;
+  {
+    auto store = open_store();
+    ASSERT_TRUE(store);
+    first = make_message(bob_, alice_, "first");
+    second = make_message(bob_, alice_, "second");
+    ASSERT_TRUE(append_and_wait(*store, first).ok());
+    ASSERT_TRUE(append_and_wait(*store, second).ok());
+    ASSERT_EQ(store->mark_read(direct_conversation_id(alice_, bob_), alice_, first.id).value(),
+              first.id);
+  }
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  auto s = store->conversation_summaries(alice_);
+  ASSERT_TRUE(s.ok());
+  ASSERT_EQ(s->size(), 1u);
+  EXPECT_EQ((*s)[0].last_read_id, first.id);
+  EXPECT_EQ((*s)[0].unread, 1u);
+  ASSERT_TRUE((*s)[0].last_message);
+  EXPECT_EQ((*s)[0].last_message->id, second.id);
+  EXPECT_EQ((*s)[0].last_message->text, "second");
+  EXPECT_EQ((*s)[0].last_message->image, second.image);
+  EXPECT_EQ((*s)[0].last_message->created_at, second.created_at);
+  // Still never backwards after a reopen.
+  EXPECT_EQ(store->mark_read(direct_conversation_id(alice_, bob_), alice_, "0").value(), first.id);
+}
+
+TEST_F(SqliteStoreTest, MarkReadIsASynchronousWriteAndRefusedOnTheWriterThread) {
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  const Message m = make_message(bob_, alice_, "hi");
+  std::promise<result<std::string>> from_callback;
+  store->append_message(m, [&](result<Appended>) {
+    from_callback.set_value(store->mark_read(m.conversation_id, alice_, m.id));
+  });
+  auto r = from_callback.get_future().get();
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.code(), errc::internal);
+  EXPECT_EQ(store->mark_read(m.conversation_id, alice_, m.id).value(), m.id);
+}
+
+// The statements as the store runs them: index searches only (no table or index SCAN, no
+// temporary b-tree), the messages read through the (conversation_id, id) index.
+TEST_F(SqliteStoreTest, ReadStateQueriesUseTheIndexes) {
+  { ASSERT_TRUE(open_store()); }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(db_path().c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  auto plan_of = [&](std::string_view sql) {
+    std::string out;
+    sqlite3_stmt* s = nullptr;
+    const std::string explain = "EXPLAIN QUERY PLAN " + std::string(sql);
+    if (sqlite3_prepare_v2(db, explain.c_str(), -1, &s, nullptr) != SQLITE_OK) {
+      ADD_FAILURE() << sqlite3_errmsg(db) << " in " << sql;
+      return out;
+    }
+    while (sqlite3_step(s) == SQLITE_ROW) {
+      out += reinterpret_cast<const char*>(sqlite3_column_text(s, 3));
+      out += "\n";
+    }
+    sqlite3_finalize(s);
+    return out;
+  };
+  auto only_searches = [](const std::string& plan) {
+    std::size_t pos = 0;
+    while ((pos = plan.find("SCAN", pos)) != std::string::npos) {
+      // "SCAN CONSTANT ROW" (no table) is fine; anything else scans a table or an index.
+      if (plan.compare(pos, 17, "SCAN CONSTANT ROW") != 0) return false;
+      ++pos;
+    }
+    return plan.find("TEMP B-TREE") == std::string::npos;
+  };
+  for (const char* name : {"mark_read", "conversation_summaries", "conversation_page"}) {
+    const std::string_view sql = SqliteStore::query_sql(name);
+    ASSERT_FALSE(sql.empty()) << name;
+    const std::string plan = plan_of(sql);
+    EXPECT_TRUE(only_searches(plan)) << name << ":\n" << plan;
+    EXPECT_NE(plan.find("messages_by_conversation"), std::string::npos) << name << ":\n" << plan;
+  }
+  const std::string summaries = plan_of(SqliteStore::query_sql("conversation_summaries"));
+  EXPECT_NE(summaries.find("conversation_members_by_user"), std::string::npos) << summaries;
+  // The unread count is a bounded range of the index, not every message of the conversation.
+  EXPECT_NE(summaries.find("messages_by_conversation (conversation_id=? AND id>?)"),
+            std::string::npos)
+      << summaries;
+  EXPECT_TRUE(SqliteStore::query_sql("nonsense").empty());
+  sqlite3_close(db);
+}
+
 }  // namespace
+
+namespace contract {
+INSTANTIATE_TYPED_TEST_SUITE_P(Sqlite, ReadStateContract, SqliteBackend);
+}  // namespace contract
 }  // namespace chat::store
