@@ -18,6 +18,8 @@
 #include "metrics/metrics.hpp"
 #include "net/http_server.hpp"
 #include "ratelimit/memory_rate_limiter.hpp"
+#include "realtime/realtime.hpp"
+#include "socketio/server.hpp"
 #include "store/sqlite_store.hpp"
 
 namespace {
@@ -108,9 +110,23 @@ int run(const chat::config::Config& cfg) {
   aopts.trust_proxy = cfg.trust_proxy;
   aopts.secure_cookies = cfg.production();
   aopts.cookie_max_age_s = cfg.jwt_ttl_seconds;
-  api::Api api(aopts, api::ApiDeps{chat_service, pool, registry, api_limiter.get(), auth_limiter.get(),
-                                   [&] { return store->ping(); }});
 
+  auto slow_consumers = registry.counter("chat_socketio_slow_consumer_disconnects_total",
+                                         "Connections closed because their send queue overflowed");
+  engineio::Options eopts;
+  eopts.ping_interval = std::chrono::milliseconds(cfg.ping_interval_ms);
+  eopts.ping_timeout = std::chrono::milliseconds(cfg.ping_timeout_ms);
+  eopts.max_payload = cfg.max_payload;
+  eopts.max_buffered_bytes = cfg.send_queue_bytes;
+  eopts.on_slow_consumer = [slow_consumers] { slow_consumers.inc(); };
+  socketio::Options sopts_io;
+  sopts_io.recovery = cfg.recovery_ms > 0;
+  if (sopts_io.recovery) sopts_io.max_disconnection = std::chrono::milliseconds(cfg.recovery_ms);
+
+  // The HTTP server owns the io_context that the protocol layers need, and they in turn serve
+  // some of its requests: build the server first, the layers next, and route through pointers.
+  std::unique_ptr<api::Api> api;
+  std::unique_ptr<socketio::Server> sio;
   net::ServerOptions nopts;
   nopts.host = cfg.host;
   nopts.port = cfg.port;
@@ -118,16 +134,41 @@ int run(const chat::config::Config& cfg) {
   nopts.read_timeout = std::chrono::milliseconds(cfg.read_timeout_ms);
   nopts.idle_timeout = std::chrono::milliseconds(cfg.idle_timeout_ms);
   nopts.shutdown_timeout = std::chrono::milliseconds(cfg.shutdown_timeout_ms);
-  nopts.body_limit = [&api](std::string_view m, std::string_view p) { return api.body_limit(m, p); };
+  nopts.body_limit = [&api](std::string_view m, std::string_view p) { return api->body_limit(m, p); };
+  nopts.websocket.max_message = cfg.max_payload;
+  nopts.websocket.max_queued_bytes = cfg.send_queue_bytes;
+  nopts.websocket.on_slow_consumer = [slow_consumers] { slow_consumers.inc(); };
+  nopts.upgrade = [&sio](const net::Request& req) -> std::shared_ptr<net::WsHandler> {
+    if (req.path.starts_with("/socket.io")) return sio->engine().handle_upgrade(req);
+    return nullptr;
+  };
+  nopts.on_stop = [&sio] { sio->engine().close_all(); };
   net::HttpServer server(nopts, [&api](net::Request&& req, net::Responder r) {
-    api.handle(std::move(req), std::move(r));
+    api->handle(std::move(req), std::move(r));
   });
+
+  sio = std::make_unique<socketio::Server>(sopts_io, eopts, server.io_context());
+  std::unique_ptr<ratelimit::RateLimiter> message_limiter;
+  if (cfg.message_limit.enabled())
+    message_limiter = std::make_unique<ratelimit::MemoryRateLimiter>(cfg.message_limit.max, cfg.message_limit.window_ms);
+  realtime::Options ropts;
+  ropts.message_limiter = message_limiter.get();
+  realtime::Realtime realtime(*sio, chat_service, pool, presence, registry, server.io_context(), ropts);
+
+  api::ApiDeps deps{chat_service, pool, registry, api_limiter.get(), auth_limiter.get(),
+                    [&] { return store->ping(); }};
+  deps.realtime_http = [&sio](net::Request&& req, net::Responder r) {
+    sio->engine().handle_http(std::move(req), std::move(r));
+  };
+  deps.realtime_max_payload = cfg.max_payload;
+  api = std::make_unique<api::Api>(aopts, std::move(deps));
+
   auto port = server.listen();
   if (!port) {
     spdlog::critical("{}", port.err().message);
     return 1;
   }
-  auto connections = registry.gauge("chat_http_connections", "Open HTTP connections");
+  auto connections = registry.gauge("chat_http_connections", "Open HTTP and WebSocket connections");
   registry.on_collect([&] { connections.set(static_cast<double>(server.connections())); });
 
   spdlog::info("chatd listening on http://{}:{} (env {}, data {}, {} I/O threads)", cfg.host, port.value(),

@@ -250,6 +250,12 @@ struct Api::Impl {
     router.add("GET", "/api/messages/users", Route{[this](const CallPtr& c) { users(c); }, true});
     router.add("GET", "/api/messages/:id", Route{[this](const CallPtr& c) { history(c); }, true});
     router.add("POST", "/api/messages/send/:id", Route{[this](const CallPtr& c) { send(c); }, true});
+    if (deps.realtime_http) {
+      for (const char* m : {"GET", "POST"})
+        router.add(m, "/socket.io", Route{[this](const CallPtr& c) {
+          deps.realtime_http(std::move(c->req), c->respond);
+        }, false, Limit::none});
+    }
     router.add("GET", "/media/:name", Route{[this](const CallPtr& c) { media(c); }, false, Limit::none});
     router.add("GET", "/healthz", Route{[](const CallPtr& c) {
       c->respond(Response::json(200, R"({"status":"ok"})"));
@@ -534,6 +540,7 @@ void Api::handle(net::Request&& req, net::Responder respond) { impl_->handle(std
 
 std::size_t Api::body_limit(std::string_view method, std::string_view path) const {
   const auto& o = impl_->opts;
+  if (path.starts_with("/socket.io")) return impl_->deps.realtime_max_payload;
   if (path.ends_with("/update-profile") || path.starts_with("/api/messages/send/") ||
       path.ends_with("/signup"))
     return o.upload_limit / 3 * 4 + 4096 + o.json_limit;

@@ -33,6 +33,9 @@ struct ApiDeps {
   ratelimit::RateLimiter* api_limiter;       ///< nullptr: off
   ratelimit::RateLimiter* auth_limiter;      ///< nullptr: off
   std::function<result<void>()> ready;       ///< /readyz: are the dependencies usable?
+  /// Engine.IO polling and handshakes on /socket.io/ (CORS, headers and metrics applied here).
+  net::HttpHandler realtime_http;
+  std::size_t realtime_max_payload = 1'000'000;
 };
 
 /// Thread-safe after construction: handle() runs on any I/O thread.

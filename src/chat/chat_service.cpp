@@ -244,9 +244,10 @@ void ChatService::send(SendInput in, SendCallback done) {
   m.text = std::move(in.text);
   m.client_msg_id = std::move(in.client_msg_id);
   m.created_at = m.updated_at = now_ms();
-  store_.append_message(std::move(m), [this, done = std::move(done)](result<store::Appended> r) {
+  store_.append_message(std::move(m), [this, origin = std::move(in.origin), done = std::move(done)](
+                                           result<store::Appended> r) {
     if (r && !r->duplicate)
-      for (const auto& l : listeners_) l(r->message);
+      for (const auto& l : listeners_) l(r->message, origin);
     done(std::move(r));
   });
 }

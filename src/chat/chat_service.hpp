@@ -43,6 +43,7 @@ struct ProfileInput {
 struct SendInput {
   std::string sender_id, receiver_id, text, image, client_msg_id;
   std::optional<Image> picture;
+  std::string origin;  ///< who sent it (e.g. a socket id), handed to listeners; "" for REST
 };
 
 struct AuthResult {
@@ -63,7 +64,8 @@ struct UserView {
 /// TaskPool thread. validate_* are cheap and pure (apart from normalising their input).
 class ChatService {
  public:
-  using MessageListener = std::function<void(const store::Message&)>;
+  /// A newly stored message and the `origin` of its SendInput.
+  using MessageListener = std::function<void(const store::Message&, std::string_view origin)>;
   using SendCallback = std::function<void(result<store::Appended>)>;
 
   ChatService(store::Store& store, const auth::JwtCodec& jwt, const Presence& presence,

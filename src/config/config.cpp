@@ -163,6 +163,30 @@ const std::vector<Setting>& settings() {
       {"shutdown-timeout", "SHUTDOWN_TIMEOUT", "DURATION",
        "time given to in-flight requests on SIGTERM (default 10s)",
        duration_ms(&Config::shutdown_timeout_ms)},
+      {"ping-interval", "PING_INTERVAL", "DURATION", "Engine.IO heartbeat interval (default 25s)",
+       duration_ms(&Config::ping_interval_ms)},
+      {"ping-timeout", "PING_TIMEOUT", "DURATION", "Engine.IO heartbeat timeout (default 20s)",
+       duration_ms(&Config::ping_timeout_ms)},
+      {"max-payload", "MAX_PAYLOAD", "BYTES", "largest Engine.IO message or polling body (default 1000000)",
+       integer(&Config::max_payload, 1024, 1LL << 30)},
+      {"send-queue", "SEND_QUEUE_BYTES", "BYTES",
+       "per-connection send queue; a client that lets it overflow is disconnected (default 1048576)",
+       integer(&Config::send_queue_bytes, 16 * 1024, 1LL << 30)},
+      {"recovery", "RECOVERY_WINDOW", "DURATION",
+       "connection state recovery window, or off (default 2m)",
+       [](Config& c, const std::string& v) -> std::optional<std::string> {
+         if (v == "off" || v == "0") {
+           c.recovery_ms = 0;
+           return std::nullopt;
+         }
+         auto s = parse_duration_seconds(v);
+         if (!s || *s <= 0) return "a duration such as 2m, or off";
+         c.recovery_ms = *s * 1000;
+         return std::nullopt;
+       }},
+      {"rate-limit-messages", "RATE_LIMIT_MESSAGES", "N/WINDOW",
+       "sendMessage events per user (default 200/10s; off disables)",
+       rate_limit(&Config::message_limit)},
       {"log-level", "LOG_LEVEL", "LEVEL", "trace, debug, info, warn, error, off (default info)",
        [](Config& c, const std::string& v) -> std::optional<std::string> {
          static const char* levels[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};

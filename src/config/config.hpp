@@ -39,6 +39,13 @@ struct Config {
   std::int64_t read_timeout_ms = 30'000;
   std::int64_t idle_timeout_ms = 60'000;
   std::int64_t shutdown_timeout_ms = 10'000;
+  // Real-time (Socket.IO)
+  std::int64_t ping_interval_ms = 25'000;
+  std::int64_t ping_timeout_ms = 20'000;
+  std::size_t max_payload = 1'000'000;      ///< Engine.IO maxPayload
+  std::size_t send_queue_bytes = 1 << 20;   ///< per-connection send queue (slow consumer beyond)
+  std::int64_t recovery_ms = 120'000;       ///< connection state recovery window; 0 = off
+  RateLimit message_limit{200, 10'000};     ///< sendMessage per user
   std::string log_level = "info";
   std::string web_dir = "web/dist";
   // Cluster mode (take effect with the cluster issue).

@@ -193,10 +193,10 @@ void deliver(Socket& socket, const Outgoing& o, const Options& opts) {
 }
 
 Outgoing make_event(NamespaceContext& ctx, const std::string& nsp, std::string_view json_array,
-                    std::vector<std::string> buffers) {
+                    std::vector<std::string> buffers, bool recoverable = true) {
   std::string data(json_array);
   std::uint64_t offset = 0;
-  if (ctx.opts.recovery && data.size() >= 2 && data.back() == ']') {
+  if (recoverable && ctx.opts.recovery && data.size() >= 2 && data.back() == ']') {
     // The offset travels as the last argument; the client strips it and remembers it.
     offset = ++ctx.next_offset;
     data.pop_back();
@@ -532,15 +532,19 @@ void Namespace::on_disconnect(std::function<void(const SocketPtr&, std::string_v
   impl_->on_disconnect = std::move(fn);
 }
 
-void Namespace::emit_to(std::string_view room, std::string_view json_array) {
+void Namespace::emit_to(std::string_view room, std::string_view json_array, std::string_view except_id,
+                        bool recoverable) {
   std::vector<SocketPtr> targets;
   {
     std::lock_guard lock(impl_->mu);
     auto it = impl_->rooms.find(std::string(room));
     if (it == impl_->rooms.end()) return;
-    targets.assign(it->second.begin(), it->second.end());
+    targets.reserve(it->second.size());
+    for (const auto& s : it->second)
+      if (s->id() != except_id) targets.push_back(s);
   }
-  Outgoing o = make_event(impl_->ctx, name_, json_array, {});
+  if (targets.empty()) return;
+  Outgoing o = make_event(impl_->ctx, name_, json_array, {}, recoverable);
   for (const auto& s : targets) deliver(*s, o, impl_->ctx.opts);
 }
 

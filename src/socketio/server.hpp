@@ -118,8 +118,10 @@ class Namespace {
   /// `reason` as the reference names it ("transport close", "client namespace disconnect", …).
   void on_disconnect(std::function<void(const SocketPtr&, std::string_view reason)> fn);
 
-  /// Emits to every socket in `room`, encoding the packet once.
-  void emit_to(std::string_view room, std::string_view json_array);
+  /// Emits to every socket in `room` but `except_id`, encoding the packet once. A
+  /// non-`recoverable` event (e.g. typing) is not kept for connection state recovery.
+  void emit_to(std::string_view room, std::string_view json_array, std::string_view except_id = {},
+               bool recoverable = true);
   /// Emits to every connected socket of the namespace.
   void emit_all(std::string_view json_array);
   std::size_t socket_count() const;

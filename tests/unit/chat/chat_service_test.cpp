@@ -449,13 +449,16 @@ TEST_F(ChatServiceTest, SendStoresNotifiesAndCompletes) {
   store::User alice = insert_user("alice"), bob = insert_user("bob");
   std::vector<store::Message> heard;
   std::vector<std::string> order;
-  service_.on_message([&](const store::Message& m) {
+  std::string heard_origin;
+  service_.on_message([&](const store::Message& m, std::string_view origin) {
     heard.push_back(m);
+    heard_origin = origin;
     order.push_back("listener");
   });
 
   std::optional<result<store::Appended>> got;
   auto in = text_message(alice, bob, "hello bob", "client-1");
+  in.origin = "socket-42";
   ASSERT_TRUE(service_.validate_send(in).ok());
   service_.send(std::move(in), [&](result<store::Appended> r) {
     order.push_back("done");
@@ -465,6 +468,7 @@ TEST_F(ChatServiceTest, SendStoresNotifiesAndCompletes) {
   ASSERT_TRUE(got->ok()) << got->err().message;
   const store::Message& m = got->value().message;
   EXPECT_FALSE(got->value().duplicate);
+  EXPECT_EQ(heard_origin, "socket-42");  // listeners learn who sent it (to skip that socket)
   EXPECT_TRUE(is_object_id(m.id));
   EXPECT_EQ(m.sender_id, alice.id);
   EXPECT_EQ(m.receiver_id, bob.id);
@@ -486,8 +490,8 @@ TEST_F(ChatServiceTest, SendStoresNotifiesAndCompletes) {
 TEST_F(ChatServiceTest, EveryListenerHearsEachMessage) {
   store::User alice = insert_user("alice"), bob = insert_user("bob");
   int a = 0, b = 0;
-  service_.on_message([&](const store::Message&) { ++a; });
-  service_.on_message([&](const store::Message&) { ++b; });
+  service_.on_message([&](const store::Message&, std::string_view) { ++a; });
+  service_.on_message([&](const store::Message&, std::string_view) { ++b; });
   ASSERT_TRUE(send(text_message(alice, bob, "1")).ok());
   ASSERT_TRUE(send(text_message(bob, alice, "2")).ok());
   EXPECT_EQ(a, 2);
@@ -497,7 +501,7 @@ TEST_F(ChatServiceTest, EveryListenerHearsEachMessage) {
 TEST_F(ChatServiceTest, SameClientMsgIdIsADuplicate) {
   store::User alice = insert_user("alice"), bob = insert_user("bob");
   int heard = 0;
-  service_.on_message([&](const store::Message&) { ++heard; });
+  service_.on_message([&](const store::Message&, std::string_view) { ++heard; });
 
   auto first = send(text_message(alice, bob, "once", "dup-1"));
   ASSERT_TRUE(first.ok()) << first.err().message;
@@ -522,7 +526,7 @@ TEST_F(ChatServiceTest, SameClientMsgIdIsADuplicate) {
 TEST_F(ChatServiceTest, SendToUnknownReceiverIsNotFound) {
   store::User alice = insert_user("alice");
   int heard = 0;
-  service_.on_message([&](const store::Message&) { ++heard; });
+  service_.on_message([&](const store::Message&, std::string_view) { ++heard; });
   SendInput in{alice.id, new_object_id(), "anyone there?", "", "", std::nullopt};
   auto r = send(std::move(in));
   ASSERT_FALSE(r.ok());
@@ -535,7 +539,7 @@ TEST_F(ChatServiceTest, SendToUnknownReceiverIsNotFound) {
 TEST_F(ChatServiceTest, StoreFailureReachesDoneWithoutNotifying) {
   store::User alice = insert_user("alice"), bob = insert_user("bob");
   int heard = 0;
-  service_.on_message([&](const store::Message&) { ++heard; });
+  service_.on_message([&](const store::Message&, std::string_view) { ++heard; });
   store_.fail_next_append();
   auto r = send(text_message(alice, bob, "lost"));
   ASSERT_FALSE(r.ok());

@@ -1,0 +1,319 @@
+#include "realtime/realtime.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/json/array.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <atomic>
+
+#include "api/json_views.hpp"
+#include "core/log.hpp"
+#include "core/object_id.hpp"
+#include "core/time.hpp"
+
+namespace chat::realtime {
+namespace {
+
+namespace json = boost::json;
+using socketio::Ack;
+using socketio::ConnectError;
+using socketio::SocketPtr;
+
+/// What a connected socket is: its user and which presence events it wants.
+struct SocketUser {
+  std::string user_id;
+  bool full_presence = true;   ///< getOnlineUsers updates (auth.presence != "none")
+  bool delta_presence = false; ///< userOnline/userOffline (auth.presence == "delta")
+};
+
+std::string user_room(std::string_view id) { return "user:" + std::string(id); }
+
+std::string lower(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+const char* error_code_name(errc e) {
+  switch (e) {
+    case errc::invalid_argument: return "validation";
+    case errc::not_found: return "not_found";
+    case errc::too_large: return "too_large";
+    case errc::rate_limited: return "rate_limited";
+    case errc::unavailable: return "unavailable";
+    case errc::unauthorized:
+    case errc::forbidden: return "unauthorized";
+    case errc::already_exists: return "conflict";
+    case errc::internal: break;
+  }
+  return "internal";
+}
+
+void ack_error(const Ack& ack, std::string_view message, std::string_view code) {
+  if (!ack) return;
+  json::object o;
+  o["status"] = "error";
+  o["error"] = message;
+  o["code"] = code;
+  ack(json::serialize(json::array{o}));
+}
+
+void ack_ok(const Ack& ack, json::object body) {
+  if (!ack) return;
+  json::object o;
+  o["status"] = "ok";
+  for (auto& kv : body) o[kv.key()] = std::move(kv.value());
+  ack(json::serialize(json::array{o}));
+}
+
+std::string first_error(const Validation& v) {
+  if (v.too_large) return "Image is too large";
+  if (v.errors.empty()) return "Invalid payload";
+  const auto& [field, msgs] = v.errors.fields().front();
+  return msgs.empty() ? field : msgs.front();
+}
+
+/// An optional string field; a present non-string is reported in `bad`.
+std::string string_of(const json::object& o, std::string_view key, bool& bad) {
+  auto* v = o.if_contains(key);
+  if (!v || v->is_null()) return {};
+  if (!v->is_string()) {
+    bad = true;
+    return {};
+  }
+  return std::string(v->get_string());
+}
+
+}  // namespace
+
+struct Realtime::Impl : std::enable_shared_from_this<Realtime::Impl> {
+  socketio::Namespace& nsp;
+  ChatService& chat;
+  TaskPool& pool;
+  LocalPresence& presence;
+  Options opts;
+  boost::asio::steady_timer presence_timer;
+  std::atomic<bool> presence_armed{false};
+  metrics::Gauge sockets_gauge;
+  metrics::Counter messages_in, messages_rejected;
+
+  Impl(socketio::Server& sio, ChatService& c, TaskPool& p, LocalPresence& pr, metrics::Registry& m,
+       boost::asio::io_context& ioc, Options o)
+      : nsp(sio.of("/")), chat(c), pool(p), presence(pr), opts(o), presence_timer(ioc) {
+    sockets_gauge = m.gauge("chat_socketio_sockets", "Connected Socket.IO sockets");
+    messages_in = m.counter("chat_messages_received_total", "Messages accepted from sockets for storage");
+    messages_rejected = m.counter("chat_messages_rejected_total", "sendMessage events refused (validation, rate limit, busy)");
+  }
+
+  void wire() {
+    std::weak_ptr<Impl> weak = shared_from_this();
+    nsp.use([weak](const SocketPtr& s, socketio::Namespace::Next next) {
+      if (auto self = weak.lock()) self->authenticate(s, std::move(next));
+      else next(ConnectError{"Server shutting down", ""});
+    });
+    nsp.on_connection([weak](const SocketPtr& s) {
+      if (auto self = weak.lock()) self->connected(s);
+    });
+    nsp.on_disconnect([weak](const SocketPtr& s, std::string_view) {
+      if (auto self = weak.lock()) self->disconnected(s);
+    });
+    nsp.on_event([weak](const SocketPtr& s, socketio::Event&& ev, Ack ack) {
+      if (auto self = weak.lock()) self->event(s, std::move(ev), std::move(ack));
+    });
+    chat.on_message([weak](const store::Message& m, std::string_view origin) {
+      if (auto self = weak.lock()) self->deliver(m, origin);
+    });
+  }
+
+  // ---- connect ------------------------------------------------------------------------------
+
+  static std::string token_of(const SocketPtr& s) {
+    if (auto* t = s->auth().if_contains("token"); t && t->is_string() && !t->get_string().empty())
+      return std::string(t->get_string());
+    const auto& req = s->handshake();
+    if (auto c = req.cookie("token"); c && !c->empty()) return *c;
+    std::string_view h = req.header("authorization");
+    if (h.size() > 7 && (h.starts_with("Bearer ") || h.starts_with("bearer "))) return trim(h.substr(7));
+    return {};
+  }
+
+  void authenticate(const SocketPtr& s, socketio::Namespace::Next next) {
+    std::string token = token_of(s);
+    if (token.empty()) return next(ConnectError{"Unauthorized", ""});
+    SocketUser info;
+    if (auto* p = s->auth().if_contains("presence"); p && p->is_string()) {
+      info.full_presence = p->get_string() != "none";
+      info.delta_presence = p->get_string() == "delta";
+    }
+    // The old client names itself in the query: only believed when the token says the same.
+    std::string claimed = s->handshake().query_param("userId").value_or("");
+    std::string previous;
+    if (s->recovered())
+      if (auto* u = std::any_cast<SocketUser>(&s->data)) previous = u->user_id;
+    auto self = shared_from_this();
+    bool posted = pool.post([self, s, next, token = std::move(token), info = std::move(info),
+                             claimed = std::move(claimed), previous = std::move(previous)]() mutable {
+      auto user = self->chat.authenticate(token);
+      if (!user) return next(ConnectError{"Unauthorized", ""});
+      if (!claimed.empty() && lower(claimed) != user->id)
+        return next(ConnectError{"Unauthorized", R"({"reason":"userId does not match the token"})"});
+      if (!previous.empty() && previous != user->id)
+        return next(ConnectError{"Unauthorized", R"({"reason":"session belongs to another user"})"});
+      info.user_id = user->id;
+      s->data = std::move(info);
+      next(std::nullopt);
+    });
+    if (!posted) next(ConnectError{"Server busy, retry", ""});
+  }
+
+  void connected(const SocketPtr& s) {
+    const auto* u = std::any_cast<SocketUser>(&s->data);
+    if (!u) return s->disconnect();
+    s->join(user_room(u->user_id));
+    if (u->full_presence) s->join("presence:full");
+    if (u->delta_presence) s->join("presence:delta");
+    sockets_gauge.inc();
+    if (presence.connect(u->user_id)) presence_changed(u->user_id, true);
+    if (u->full_presence) s->emit(online_users_event());
+  }
+
+  void disconnected(const SocketPtr& s) {
+    const auto* u = std::any_cast<SocketUser>(&s->data);
+    if (!u) return;
+    sockets_gauge.dec();
+    if (presence.disconnect(u->user_id)) presence_changed(u->user_id, false);
+  }
+
+  // ---- presence -----------------------------------------------------------------------------
+
+  std::string online_users_event() const {
+    json::array ids;
+    for (auto& id : presence.online_users()) ids.emplace_back(std::move(id));
+    return json::serialize(json::array{"getOnlineUsers", std::move(ids)});
+  }
+
+  void presence_changed(const std::string& user_id, bool online) {
+    nsp.emit_to("presence:delta", json::serialize(json::array{online ? "userOnline" : "userOffline", user_id}),
+                {}, false);
+    // Full lists are coalesced: one broadcast per interval however many users come and go.
+    if (presence_armed.exchange(true)) return;
+    std::weak_ptr<Impl> weak = shared_from_this();
+    presence_timer.expires_after(opts.presence_interval);
+    presence_timer.async_wait([weak](boost::system::error_code ec) {
+      auto self = weak.lock();
+      if (!self || ec) return;
+      self->presence_armed = false;
+      self->nsp.emit_to("presence:full", self->online_users_event(), {}, false);
+    });
+  }
+
+  // ---- events -------------------------------------------------------------------------------
+
+  void event(const SocketPtr& s, socketio::Event&& ev, Ack ack) {
+    const auto* u = std::any_cast<SocketUser>(&s->data);
+    if (!u) return;
+    const json::object* payload =
+        ev.args.size() >= 2 && ev.args[1].is_object() ? &ev.args[1].get_object() : nullptr;
+    std::string_view name = ev.name();
+    if (name == "sendMessage") return send_message(s, *u, payload, std::move(ack));
+    if (name == "typing") return typing(*u, payload);
+    if (name == "markRead") return mark_read(*u, payload, std::move(ack));
+    ack_error(ack, "Unknown event", "validation");
+  }
+
+  void send_message(const SocketPtr& s, const SocketUser& u, const json::object* payload, Ack ack) {
+    if (!payload) {
+      messages_rejected.inc();
+      return ack_error(ack, "sendMessage expects an object {to, text?, image?, clientMsgId?}", "validation");
+    }
+    bool bad = false;
+    SendInput in;
+    in.sender_id = u.user_id;
+    in.receiver_id = lower(string_of(*payload, "to", bad));
+    in.text = string_of(*payload, "text", bad);
+    in.image = string_of(*payload, "image", bad);
+    in.client_msg_id = string_of(*payload, "clientMsgId", bad);
+    in.origin = s->id();
+    if (bad) {
+      messages_rejected.inc();
+      return ack_error(ack, "to, text, image and clientMsgId must be strings", "validation");
+    }
+    Validation v = chat.validate_send(in);
+    if (!v.ok()) {
+      messages_rejected.inc();
+      return ack_error(ack, first_error(v), v.too_large ? "too_large" : "validation");
+    }
+    if (opts.message_limiter && !opts.message_limiter->hit(u.user_id, now_ms()).allowed) {
+      messages_rejected.inc();
+      return ack_error(ack, "Too many messages, slow down", "rate_limited");
+    }
+    auto self = shared_from_this();
+    bool posted = pool.post([self, in = std::move(in), ack]() mutable {
+      self->chat.send(std::move(in), [ack](result<store::Appended> r) {
+        if (!r) return ack_error(ack, r.err().message, error_code_name(r.code()));
+        json::object body;
+        body["message"] = api::message_json(r->message);
+        ack_ok(ack, std::move(body));
+      });
+    });
+    if (!posted) {
+      messages_rejected.inc();
+      return ack_error(ack, "Server busy, retry", "unavailable");
+    }
+    messages_in.inc();
+  }
+
+  void typing(const SocketUser& u, const json::object* payload) {
+    if (!payload) return;
+    bool bad = false;
+    std::string to = lower(string_of(*payload, "to", bad));
+    if (bad || !is_object_id(to) || to == u.user_id) return;
+    bool is_typing = false;
+    if (auto* t = payload->if_contains("isTyping"); t && t->is_bool()) is_typing = t->get_bool();
+    json::object body;
+    body["from"] = u.user_id;
+    body["isTyping"] = is_typing;
+    nsp.emit_to(user_room(to), json::serialize(json::array{"typing", body}), {}, false);
+  }
+
+  void mark_read(const SocketUser& u, const json::object* payload, Ack ack) {
+    if (!payload) return ack_error(ack, "markRead expects an object {peerId, upTo}", "validation");
+    bool bad = false;
+    std::string peer = lower(string_of(*payload, "peerId", bad));
+    std::string up_to = lower(string_of(*payload, "upTo", bad));
+    if (bad || !is_object_id(peer) || !is_object_id(up_to))
+      return ack_error(ack, "peerId and upTo must be ids", "validation");
+    auto self = shared_from_this();
+    bool posted = pool.post([self, user = u.user_id, peer, up_to, ack] {
+      auto r = self->chat.mark_read(user, peer, up_to);
+      if (!r) return ack_error(ack, r.err().message, error_code_name(r.code()));
+      json::object body;
+      body["by"] = user;
+      body["upTo"] = r.value();
+      self->nsp.emit_to(user_room(peer), json::serialize(json::array{"messagesRead", body}));
+      json::object reply;
+      reply["upTo"] = r.value();
+      ack_ok(ack, std::move(reply));
+    });
+    if (!posted) ack_error(ack, "Server busy, retry", "unavailable");
+  }
+
+  // ---- delivery -----------------------------------------------------------------------------
+
+  /// Every stored message (socket or REST): to the receiver's sockets and the sender's other ones.
+  void deliver(const store::Message& m, std::string_view origin) {
+    std::string event = json::serialize(json::array{"newMessage", api::message_json(m)});
+    nsp.emit_to(user_room(m.receiver_id), event);
+    nsp.emit_to(user_room(m.sender_id), event, origin);
+  }
+};
+
+Realtime::Realtime(socketio::Server& sio, ChatService& chat, TaskPool& pool, LocalPresence& presence,
+                   metrics::Registry& metrics, boost::asio::io_context& ioc, Options options)
+    : impl_(std::make_shared<Impl>(sio, chat, pool, presence, metrics, ioc, options)) {
+  impl_->wire();
+}
+
+Realtime::~Realtime() { impl_->presence_timer.cancel(); }
+
+}  // namespace chat::realtime
