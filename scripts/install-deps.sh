@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Installs the Debian packages chatd needs to build and test. Idempotent; runs as root or via sudo.
+# Installs the Debian packages chatd needs to build and test (clang: for the libFuzzer targets).
+# Idempotent; runs as root or via sudo.
 set -euo pipefail
 PKGS=(build-essential cmake ninja-build ccache pkg-config git
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libhiredis-dev librdkafka-dev libmongoc-dev libsqlite3-dev prometheus-cpp-dev
   libspdlog-dev libfmt-dev libsodium-dev libcrypt-dev libssl-dev libgtest-dev
-  nodejs npm)
+  clang nodejs npm)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

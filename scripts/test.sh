@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# Builds everything and runs every test: unit + integration tests on the optimised build, then
-# the same under AddressSanitizer + UndefinedBehaviorSanitizer. Exits non-zero on any failure.
+# Builds everything and runs every test: unit + integration tests on the optimised build, each
+# fuzz target for CHAT_FUZZ_SECONDS (default 60; 0 skips), then the unit + integration tests
+# again under AddressSanitizer + UndefinedBehaviorSanitizer. Exits non-zero on any failure.
 # CHAT_SKIP_ASAN=1 skips the sanitizer pass (quicker local runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
 scripts/build.sh release
 (cd build && ctest --output-on-failure -j "$jobs" --timeout 600)
+fuzz_seconds=${CHAT_FUZZ_SECONDS:-60}
+if [ "$fuzz_seconds" != 0 ]; then
+  scripts/fuzz.sh "$fuzz_seconds"
+fi
 if [ "${CHAT_SKIP_ASAN:-0}" != 1 ]; then
   scripts/build.sh asan
   # detect_leaks: the integration tests also check that chatd exits cleanly.
