@@ -155,12 +155,21 @@ int run(const chat::config::Config& cfg) {
   ropts.message_limiter = message_limiter.get();
   realtime::Realtime realtime(*sio, chat_service, pool, presence, registry, server.io_context(), ropts);
 
+  std::unique_ptr<net::StaticFiles> web;
+  if (!cfg.web_dir.empty()) {
+    auto loaded = net::StaticFiles::load(net::StaticOptions{cfg.web_dir});
+    if (loaded) web = std::move(loaded.value());
+    else spdlog::warn("{}: serving the API only (build the client: npm --prefix web ci && npm --prefix web run build)",
+                      loaded.err().message);
+  }
+
   api::ApiDeps deps{chat_service, pool, registry, api_limiter.get(), auth_limiter.get(),
                     [&] { return store->ping(); }};
   deps.realtime_http = [&sio](net::Request&& req, net::Responder r) {
     sio->engine().handle_http(std::move(req), std::move(r));
   };
   deps.realtime_max_payload = cfg.max_payload;
+  deps.web = web.get();
   api = std::make_unique<api::Api>(aopts, std::move(deps));
 
   auto port = server.listen();

@@ -122,12 +122,15 @@ std::optional<std::string> string_field(const json::object& o, std::string_view 
 }
 
 // Helmet's default headers (helmet 7), so browsers get the same protection as before.
-void add_security_headers(Response& r, bool media) {
+// upgrade-insecure-requests only in production: on a plain-HTTP LAN address it would break
+// every subresource.
+void add_security_headers(Response& r, bool media, bool production) {
   r.set("Content-Security-Policy",
-        "default-src 'self';base-uri 'self';font-src 'self' https: data:;form-action 'self';"
-        "frame-ancestors 'self';img-src 'self' data: blob:;object-src 'none';script-src 'self';"
-        "script-src-attr 'none';style-src 'self' https: 'unsafe-inline';"
-        "connect-src 'self' ws: wss:;upgrade-insecure-requests");
+        std::string("default-src 'self';base-uri 'self';font-src 'self' https: data:;form-action 'self';"
+                    "frame-ancestors 'self';img-src 'self' data: blob:;object-src 'none';script-src 'self';"
+                    "script-src-attr 'none';style-src 'self' https: 'unsafe-inline';"
+                    "connect-src 'self' ws: wss:") +
+            (production ? ";upgrade-insecure-requests" : ""));
   r.set("Cross-Origin-Opener-Policy", "same-origin");
   // Media may be shown by a web client served from another allowed origin (e.g. Vite's dev server).
   r.set("Cross-Origin-Resource-Policy", media ? "cross-origin" : "same-origin");
@@ -487,11 +490,15 @@ struct Api::Impl {
   void handle(Request&& req, Responder respond) {
     auto match = router.match(req.method, req.path);
     const auto start = std::chrono::steady_clock::now();
-    std::string route = match.pattern.empty() ? "<unmatched>" : match.pattern;
+    // The web client owns every other GET path outside the API (its routes live in the browser).
+    const bool web_path = deps.web && match.kind == net::Router<Route>::Match::not_found &&
+                          !req.path.starts_with("/api/") && !req.path.starts_with("/socket.io") &&
+                          !req.path.starts_with("/media/");
+    std::string route = match.pattern.empty() ? (web_path ? "<static>" : "<unmatched>") : match.pattern;
     const bool is_media = match.kind == net::Router<Route>::Match::found && route == "/media/:name";
     respond = respond.wrap([this, start, method = req.method, route = std::move(route),
                             is_media](Response& r) {
-      add_security_headers(r, is_media);
+      add_security_headers(r, is_media, opts.secure_cookies);
       const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       metrics::Labels labels{{"method", method}, {"route", route}, {"code", std::to_string(r.status)}};
       deps.metrics.histogram("http_request_duration_seconds", "Duration of HTTP requests in seconds",
@@ -502,6 +509,8 @@ struct Api::Impl {
     });
     if (cors(req, respond)) return;
 
+    if (web_path)
+      if (auto r = deps.web->serve(req)) return respond(std::move(*r));
     if (match.kind == net::Router<Route>::Match::not_found)
       return respond(failure(404, "Route not found"));
     if (match.kind == net::Router<Route>::Match::method_not_allowed) {

@@ -13,6 +13,7 @@
 #include "core/task_pool.hpp"
 #include "metrics/metrics.hpp"
 #include "net/http.hpp"
+#include "net/static_files.hpp"
 #include "ratelimit/rate_limiter.hpp"
 
 namespace chat::api {
@@ -36,6 +37,8 @@ struct ApiDeps {
   /// Engine.IO polling and handshakes on /socket.io/ (CORS, headers and metrics applied here).
   net::HttpHandler realtime_http;
   std::size_t realtime_max_payload = 1'000'000;
+  /// The built web client; nullptr: API only.
+  const net::StaticFiles* web = nullptr;
 };
 
 /// Thread-safe after construction: handle() runs on any I/O thread.
