@@ -223,7 +223,7 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
     outbox_.push_back(Out{std::move(frame), binary});
     if (outbox_bytes_ > server_->opts.max_buffered_bytes) {
       if (server_->opts.on_slow_consumer) server_->opts.on_slow_consumer();
-      return do_close("transport error", true);
+      return do_close("transport error", false);
     }
     if (pending_get_) flush_polling();
   }
@@ -292,7 +292,7 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
   void on_frame(std::string&& data, bool binary) {
     if (binary) return on_packet(decode_binary_frame(data), false);
     auto p = decode_text_frame(data);
-    if (!p) return do_close("parse error", true);
+    if (!p) return do_close("parse error", false);
     on_packet(std::move(*p), false);
   }
 
@@ -320,7 +320,7 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
       case PacketType::ping:  // v4 clients never ping
       case PacketType::open:
       case PacketType::upgrade:
-        return do_close("parse error", true);
+        return do_close("parse error", false);
     }
   }
 
@@ -337,7 +337,7 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
       self->heartbeat_.expires_after(self->server_->opts.ping_timeout);
       self->heartbeat_.async_wait([self, gen2](error_code ec2) {
         if (ec2 || gen2 != self->heartbeat_gen_ || self->closed_) return;
-        if (self->awaiting_pong_) self->do_close("ping timeout", true);
+        if (self->awaiting_pong_) self->do_close("ping timeout", false);
       });
     });
   }
@@ -422,9 +422,10 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
 
   // ---- close ------------------------------------------------------------------------------
 
-  /// `server_side`: the client has not asked for it, so a polling client must be told with a
-  /// close packet on its next poll.
-  void do_close(std::string_view reason, bool server_side) {
+  /// `forced`: the server chose to close (Connection::close), so a polling client is told with a
+  /// close packet on its next poll. Otherwise (client close, ping timeout, errors) the session is
+  /// gone at once and later requests get "Session ID unknown", as in the reference server.
+  void do_close(std::string_view reason, bool forced) {
     if (closed_) return;
     closed_ = true;
     {
@@ -448,7 +449,7 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
       pending_get_.reset();
       pending(payload_response("1"));
       server_->remove(sid_);
-    } else if (server_side) {
+    } else if (forced) {
       // Keep the session findable until the client polls once more (or for a heartbeat period).
       close_pending_ = true;
       auto linger = std::make_shared<asio::steady_timer>(strand_);
