@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
 scripts/build.sh release
+scripts/build-web.sh
 (cd build && ctest --output-on-failure -j "$jobs" --timeout 600)
 fuzz_seconds=${CHAT_FUZZ_SECONDS:-60}
 if [ "$fuzz_seconds" != 0 ]; then
