@@ -225,18 +225,44 @@ result<store::MessagePage> ChatService::history(std::string_view user_id, std::s
   return store_.conversation_page(store::direct_conversation_id(user_id, peer_id), before_id, limit);
 }
 
+bool ChatService::known_user(std::string_view id) const {
+  std::shared_lock lock(known_mu_);
+  return known_users_.contains(std::string(id));
+}
+
+void ChatService::remember_user(const std::string& id) {
+  std::unique_lock lock(known_mu_);
+  if (known_users_.size() >= kMaxKnownUsers) known_users_.clear();
+  known_users_.insert(id);
+}
+
+bool ChatService::try_send_nonblocking(SendInput& in, SendCallback& done) {
+  if (in.picture || !known_user(in.receiver_id)) return false;
+  append(std::move(in), {}, std::move(done));
+  return true;
+}
+
 void ChatService::send(SendInput in, SendCallback done) {
-  auto receiver = store_.user_by_id(in.receiver_id);
-  if (!receiver) {
-    done(receiver.code() == errc::not_found ? error{errc::not_found, "User not found"} : receiver.err());
-    return;
+  if (!known_user(in.receiver_id)) {
+    auto receiver = store_.user_by_id(in.receiver_id);
+    if (!receiver) {
+      done(receiver.code() == errc::not_found ? error{errc::not_found, "User not found"} : receiver.err());
+      return;
+    }
+    remember_user(receiver->id);
   }
-  store::Message m;
+  std::string image_url;
   if (in.picture) {
     auto url = store_image(*in.picture);
     if (!url) return done(url.err());
-    m.image = std::move(url.value());
+    image_url = std::move(url.value());
   }
+  append(std::move(in), std::move(image_url), std::move(done));
+}
+
+void ChatService::append(SendInput&& in, std::string image_url, SendCallback&& done) {
+  store::Message m;
+  m.image = std::move(image_url);
   m.id = new_object_id();
   m.conversation_id = store::direct_conversation_id(in.sender_id, in.receiver_id);
   m.sender_id = std::move(in.sender_id);

@@ -4,6 +4,8 @@
 #include <cstddef>
 #include <functional>
 #include <mutex>
+#include <shared_mutex>
+#include <unordered_set>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -101,6 +103,10 @@ class ChatService {
   /// failed), on the store's writer thread. Errors: not_found (receiver), invalid_argument.
   /// Listeners run before `done` for every newly stored (not duplicate) message.
   void send(SendInput in, SendCallback done);
+  /// Non-blocking variant for the common case: when the receiver is already known to exist and
+  /// there is no image to store, queues the message and returns true (`done` as for send()).
+  /// Otherwise returns false and leaves `in` and `done` untouched: call send() from the pool.
+  bool try_send_nonblocking(SendInput& in, SendCallback& done);
   result<store::Media> media(std::string_view id);
 
   /// Called for each stored message (real-time delivery). Register before serving.
@@ -109,6 +115,9 @@ class ChatService {
 
  private:
   result<std::string> store_image(const Image& image);
+  void append(SendInput&& in, std::string image_url, SendCallback&& done);
+  bool known_user(std::string_view id) const;
+  void remember_user(const std::string& id);
   void validate_picture(std::string& url, std::optional<Image>& picture, Validation& v,
                         const char* field) const;
 
@@ -117,6 +126,11 @@ class ChatService {
   const Presence& presence_;
   ServiceLimits limits_;
   std::vector<MessageListener> listeners_;
+  // Ids of users known to exist (users are never deleted), so that a message to a known user
+  // needs no store read. Bounded: cleared when full.
+  mutable std::shared_mutex known_mu_;
+  std::unordered_set<std::string> known_users_;
+  static constexpr std::size_t kMaxKnownUsers = 1'000'000;
 };
 
 }  // namespace chat

@@ -247,14 +247,21 @@ struct Realtime::Impl : std::enable_shared_from_this<Realtime::Impl> {
       messages_rejected.inc();
       return ack_error(ack, "Too many messages, slow down", "rate_limited");
     }
+    ChatService::SendCallback done = [ack](result<store::Appended> r) {
+      if (!r) return ack_error(ack, r.err().message, error_code_name(r.code()));
+      json::object body;
+      body["message"] = api::message_json(r->message);
+      ack_ok(ack, std::move(body));
+    };
+    // Text to a known user goes straight to the store's queue; anything needing a lookup or
+    // an image write takes the blocking pool.
+    if (chat.try_send_nonblocking(in, done)) {
+      messages_in.inc();
+      return;
+    }
     auto self = shared_from_this();
-    bool posted = pool.post([self, in = std::move(in), ack]() mutable {
-      self->chat.send(std::move(in), [ack](result<store::Appended> r) {
-        if (!r) return ack_error(ack, r.err().message, error_code_name(r.code()));
-        json::object body;
-        body["message"] = api::message_json(r->message);
-        ack_ok(ack, std::move(body));
-      });
+    bool posted = pool.post([self, in = std::move(in), done = std::move(done)]() mutable {
+      self->chat.send(std::move(in), std::move(done));
     });
     if (!posted) {
       messages_rejected.inc();
