@@ -378,11 +378,14 @@ struct Api::Impl {
       auto r = deps.chat.history(call->user->id, peer, before, limit);
       if (!r) return call->respond(error_response(r.err()));
       json::array data;
-      data.reserve(r->messages.size());
-      for (const auto& m : r->messages) data.emplace_back(message_json(m));
+      data.reserve(r->page.messages.size());
+      for (const auto& m : r->page.messages) data.emplace_back(message_json(m));
       json::object o;
       o["data"] = std::move(data);
-      o["hasMore"] = r->has_more;
+      o["hasMore"] = r->page.has_more;
+      // How far the peer has read (for read ticks after a reload); null when nothing yet.
+      if (r->peer_read_up_to.empty()) o["peerReadUpTo"] = nullptr;
+      else o["peerReadUpTo"] = r->peer_read_up_to;
       call->respond(json_response(200, o));
     });
   }

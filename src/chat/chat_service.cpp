@@ -216,13 +216,18 @@ result<std::string> ChatService::mark_read(std::string_view user_id, std::string
   return r;
 }
 
-result<store::MessagePage> ChatService::history(std::string_view user_id, std::string_view peer_id,
-                                                std::string_view before_id, std::size_t limit) {
+result<ChatService::History> ChatService::history(std::string_view user_id, std::string_view peer_id,
+                                                  std::string_view before_id, std::size_t limit) {
   if (peer_id != user_id) {
     auto peer = store_.user_by_id(peer_id);
     if (!peer) return peer.code() == errc::not_found ? error{errc::not_found, "User not found"} : peer.err();
   }
-  return store_.conversation_page(store::direct_conversation_id(user_id, peer_id), before_id, limit);
+  const std::string conversation = store::direct_conversation_id(user_id, peer_id);
+  auto page = store_.conversation_page(conversation, before_id, limit);
+  if (!page) return page.err();
+  auto read = store_.last_read(conversation, peer_id);
+  if (!read) return read.err();
+  return History{std::move(page.value()), std::move(read.value())};
 }
 
 bool ChatService::known_user(std::string_view id) const {

@@ -96,8 +96,13 @@ class ChatService {
   /// "User not found" (unknown peer) or "Conversation not found" (no message exchanged yet).
   result<std::string> mark_read(std::string_view user_id, std::string_view peer_id,
                                 std::string_view up_to_id);
+  /// A page of history and how far the peer has read it.
+  struct History {
+    store::MessagePage page;
+    std::string peer_read_up_to;  ///< "" when the peer has read nothing
+  };
   /// not_found when `peer_id` is not a user.
-  result<store::MessagePage> history(std::string_view user_id, std::string_view peer_id,
+  result<History> history(std::string_view user_id, std::string_view peer_id,
                                      std::string_view before_id, std::size_t limit);
   /// Blocking until the message is queued for storage; `done` runs once it is durable (or
   /// failed), on the store's writer thread. Errors: not_found (receiver), invalid_argument.

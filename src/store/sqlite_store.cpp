@@ -104,6 +104,7 @@ enum Q : int {
   kSummaries,
   kMediaPut,
   kMediaGet,
+  kLastRead,
   kPing,
   kBegin,
   kCommit,
@@ -161,6 +162,8 @@ constexpr std::array<const char*, kQueryCount> kSql = {
     " ON CONFLICT (id) DO UPDATE SET content_type = excluded.content_type,"
     " bytes = excluded.bytes, created_at = excluded.created_at",
     "SELECT content_type, bytes FROM media WHERE id = ?1",
+    "SELECT coalesce(last_read_id, '') FROM conversation_members"
+    " WHERE conversation_id = ?1 AND user_id = ?2",
     "PRAGMA user_version",
     "BEGIN IMMEDIATE",
     "COMMIT",
@@ -846,6 +849,16 @@ result<std::vector<ConversationSummary>> SqliteStore::conversation_summaries(
     if (s.col_int(4) != 0) c.last_message = read_message(s, 5);
     out.push_back(std::move(c));
   }
+}
+
+result<std::string> SqliteStore::last_read(std::string_view conversation_id, std::string_view user_id) {
+  Impl::Lease lease(*impl_);
+  Stmt s(lease.conn(), kLastRead);
+  s.text(1, conversation_id).text(2, user_id);
+  const int rc = s.step();
+  if (rc == SQLITE_DONE) return std::string{};
+  if (rc != SQLITE_ROW) return s.fail(rc, "read a read position");
+  return s.col_text(0);
 }
 
 std::string_view SqliteStore::query_sql(std::string_view name) {

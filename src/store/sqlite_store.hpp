@@ -59,6 +59,7 @@ class SqliteStore final : public Store {
 
   result<std::string> mark_read(std::string_view conversation_id, std::string_view user_id,
                                 std::string_view up_to_id) override;
+  result<std::string> last_read(std::string_view conversation_id, std::string_view user_id) override;
   result<std::vector<ConversationSummary>> conversation_summaries(
       std::string_view user_id) override;
 

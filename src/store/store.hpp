@@ -124,6 +124,8 @@ class Store {
   /// Every direct conversation of `user_id` with its newest message and unread count (see
   /// ConversationSummary), in no particular order; empty when the user has none. One call for
   /// all of them: cost O(conversations × (log n + kUnreadWindow)), never a whole history.
+  /// The read position of `user_id` in a conversation ("" when none, or not a member).
+  virtual result<std::string> last_read(std::string_view conversation_id, std::string_view user_id) = 0;
   virtual result<std::vector<ConversationSummary>> conversation_summaries(
       std::string_view user_id) = 0;
 

@@ -118,6 +118,14 @@ class FakeStore final : public store::Store {
     return member->second;
   }
 
+  result<std::string> last_read(std::string_view conversation_id, std::string_view user_id) override {
+    std::lock_guard lock(mu_);
+    auto conv = members_.find(std::string(conversation_id));
+    if (conv == members_.end()) return std::string{};
+    auto member = conv->second.find(std::string(user_id));
+    return member == conv->second.end() ? std::string{} : member->second;
+  }
+
   result<std::vector<store::ConversationSummary>> conversation_summaries(
       std::string_view user_id) override {
     std::lock_guard lock(mu_);

@@ -590,33 +590,43 @@ TEST_F(ChatServiceTest, HistoryHoldsBothDirectionsOldestFirst) {
 
   auto page = service_.history(alice.id, bob.id, "", 50);
   ASSERT_TRUE(page.ok()) << page.err().message;
-  ASSERT_EQ(page->messages.size(), 5u);
-  for (int i = 0; i < 5; ++i) EXPECT_EQ(page->messages[i].id, ids[i]);
-  EXPECT_FALSE(page->has_more);
+  ASSERT_EQ(page->page.messages.size(), 5u);
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(page->page.messages[i].id, ids[i]);
+  EXPECT_FALSE(page->page.has_more);
 
   // Bob sees the same conversation.
   auto bobs = service_.history(bob.id, alice.id, "", 50);
   ASSERT_TRUE(bobs.ok());
-  EXPECT_EQ(bobs->messages.size(), 5u);
+  EXPECT_EQ(bobs->page.messages.size(), 5u);
 
   // Pages: newest first, each oldest → newest.
   auto newest = service_.history(alice.id, bob.id, "", 2);
   ASSERT_TRUE(newest.ok());
-  ASSERT_EQ(newest->messages.size(), 2u);
-  EXPECT_EQ(newest->messages[0].id, ids[3]);
-  EXPECT_EQ(newest->messages[1].id, ids[4]);
-  EXPECT_TRUE(newest->has_more);
+  ASSERT_EQ(newest->page.messages.size(), 2u);
+  EXPECT_EQ(newest->page.messages[0].id, ids[3]);
+  EXPECT_EQ(newest->page.messages[1].id, ids[4]);
+  EXPECT_TRUE(newest->page.has_more);
   auto older = service_.history(alice.id, bob.id, ids[3], 2);
   ASSERT_TRUE(older.ok());
-  ASSERT_EQ(older->messages.size(), 2u);
-  EXPECT_EQ(older->messages[0].id, ids[1]);
-  EXPECT_EQ(older->messages[1].id, ids[2]);
-  EXPECT_TRUE(older->has_more);
+  ASSERT_EQ(older->page.messages.size(), 2u);
+  EXPECT_EQ(older->page.messages[0].id, ids[1]);
+  EXPECT_EQ(older->page.messages[1].id, ids[2]);
+  EXPECT_TRUE(older->page.has_more);
   auto oldest = service_.history(alice.id, bob.id, ids[1], 2);
   ASSERT_TRUE(oldest.ok());
-  ASSERT_EQ(oldest->messages.size(), 1u);
-  EXPECT_EQ(oldest->messages[0].id, ids[0]);
-  EXPECT_FALSE(oldest->has_more);
+  ASSERT_EQ(oldest->page.messages.size(), 1u);
+  EXPECT_EQ(oldest->page.messages[0].id, ids[0]);
+  EXPECT_FALSE(oldest->page.has_more);
+
+  // How far the peer has read travels with the page (read ticks survive a reload).
+  EXPECT_EQ(page->peer_read_up_to, "");
+  ASSERT_TRUE(service_.mark_read(bob.id, alice.id, ids[2]).ok());
+  auto after_read = service_.history(alice.id, bob.id, "", 50);
+  ASSERT_TRUE(after_read.ok());
+  EXPECT_EQ(after_read->peer_read_up_to, ids[2]);
+  auto bob_view = service_.history(bob.id, alice.id, "", 50);
+  ASSERT_TRUE(bob_view.ok());
+  EXPECT_EQ(bob_view->peer_read_up_to, "");  // Alice has read nothing
 }
 
 // ---- users ----
@@ -806,6 +816,9 @@ class CountingStore final : public store::Store {
   result<std::string> mark_read(std::string_view c, std::string_view u,
                                 std::string_view up_to) override {
     return inner_.mark_read(c, u, up_to);
+  }
+  result<std::string> last_read(std::string_view c, std::string_view u) override {
+    return inner_.last_read(c, u);
   }
   result<std::vector<store::ConversationSummary>> conversation_summaries(
       std::string_view u) override {
