@@ -107,8 +107,10 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
     return true;
   }
 
-  void close() override {
-    asio::post(strand_, [self = shared_from_this()] { self->do_close("forced close", true); });
+  void close() override { close_with("forced close"); }
+
+  void close_with(std::string reason) {
+    asio::post(strand_, [self = shared_from_this(), reason = std::move(reason)] { self->do_close(reason, true); });
   }
 
   void dispatch(std::function<void()> fn) override { asio::dispatch(strand_, std::move(fn)); }
@@ -278,7 +280,7 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
     auto packets = decode_payload(body, body.size() + 1);
     if (!packets) {
       respond(error_response(ErrorCode::bad_request));
-      return do_close("parse error", false);
+      return do_close("transport error", false);
     }
     respond(net::Response::text(200, "ok", "text/html"));
     for (auto& p : packets.value()) {
@@ -292,7 +294,7 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
   void on_frame(std::string&& data, bool binary) {
     if (binary) return on_packet(decode_binary_frame(data), false);
     auto p = decode_text_frame(data);
-    if (!p) return do_close("parse error", false);
+    if (!p) return do_close("transport error", false);
     on_packet(std::move(*p), false);
   }
 
@@ -320,7 +322,7 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
       case PacketType::ping:  // v4 clients never ping
       case PacketType::open:
       case PacketType::upgrade:
-        return do_close("parse error", false);
+        return do_close("transport error", false);
     }
   }
 
@@ -557,7 +559,7 @@ void Server::close_all() {
     std::lock_guard lock(impl_->mu);
     for (auto& [sid, s] : impl_->sessions) all.push_back(s);
   }
-  for (auto& s : all) s->close();
+  for (auto& s : all) s->close_with("server shutting down");
 }
 
 void Server::handle_http(net::Request&& req, net::Responder respond) {

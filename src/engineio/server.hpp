@@ -66,7 +66,7 @@ class ConnectionHandler {
   /// A message packet: text (without the '4') or binary bytes.
   virtual void on_message(std::string&& data, bool binary) = 0;
   /// Exactly once; `reason` as the reference server names it ("transport close", "ping timeout",
-  /// "transport error", "parse error", "forced close", "server shutting down").
+  /// "transport error" (also for malformed input), "forced close", "server shutting down").
   virtual void on_close(std::string_view reason) = 0;
 };
 

@@ -38,8 +38,10 @@ struct Outgoing {
   std::vector<std::shared_ptr<const std::string>> attachments;
 };
 
+// The reference server's RECOVERABLE_DISCONNECT_REASONS.
 bool is_recoverable(std::string_view reason) {
-  return reason == "transport close" || reason == "ping timeout" || reason == "transport error";
+  return reason == "transport close" || reason == "ping timeout" || reason == "transport error" ||
+         reason == "forced close" || reason == "server shutting down" || reason == "forced server close";
 }
 
 Outgoing encode_packet(PacketType type, const std::string& nsp, std::string data,
@@ -93,6 +95,7 @@ struct Socket::State {
   // Recoverable packets: while connected, the last few sent (their delivery is not certain
   // until the client comes back with a later offset); while disconnected, everything missed.
   std::deque<Outgoing> recent;
+  std::size_t missed_from = 0;  // index in `recent` of the first packet sent while disconnected
   std::uint64_t evicted_up_to = 0;
   bool lost = false;
   Clock::time_point expires{};
@@ -174,7 +177,8 @@ void deliver(Socket& socket, const Outgoing& o, const Options& opts) {
       else st.conn->send_packet(o.frame, o.attachments);
       if (o.offset && opts.recovery) {
         st.recent.push_back(o);
-        if (st.recent.size() > opts.recent_packets) {
+        // `while`: after a recovery the ring may start longer than recent_packets.
+        while (st.recent.size() > opts.recent_packets) {
           st.evicted_up_to = st.recent.front().offset;
           st.recent.pop_front();
         }
@@ -184,7 +188,8 @@ void deliver(Socket& socket, const Outgoing& o, const Options& opts) {
     case Phase::disconnected:
       if (!o.offset || !opts.recovery || st.lost) return;
       st.recent.push_back(o);
-      if (st.recent.size() > opts.max_missed_packets) {
+      // Only what was sent while away counts as missed, not the ring kept from before.
+      if (st.recent.size() - st.missed_from > opts.max_missed_packets) {
         st.lost = true;  // too much missed: the client will start a fresh session
         st.recent.clear();
       }
@@ -463,8 +468,12 @@ class Client final : public engineio::ConnectionHandler, public std::enable_shar
       st.conn.reset();
       st.client.reset();
       st.phase = keep ? Socket::State::Phase::disconnected : Socket::State::Phase::gone;
-      if (keep) st.expires = Clock::now() + ctx_.opts.max_disconnection;
-      else st.recent.clear();
+      if (keep) {
+        st.expires = Clock::now() + ctx_.opts.max_disconnection;
+        st.missed_from = st.recent.size();
+      } else {
+        st.recent.clear();
+      }
     }
     {
       std::lock_guard lock(impl.mu);

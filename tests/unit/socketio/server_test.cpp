@@ -978,9 +978,6 @@ TEST_F(SocketIoRecoveryTest, ExactlyMaxMissedPacketsIsStillRecoverable) {
 }
 
 TEST_F(SocketIoRecoveryTest, EventsDeliveredBeforeTheDisconnectDoNotCountAsMissed) {
-  GTEST_SKIP() << "BUG: Socket::State::recent keeps the packets sent while connected (up to "
-                  "recent_packets) and deliver() counts them against max_missed_packets once "
-                  "disconnected, so a client that missed 1 event is refused after 3 delivered ones";
   Options o;
   o.max_missed_packets = 3;  // recent_packets stays 256
   start(o);
@@ -1001,10 +998,6 @@ TEST_F(SocketIoRecoveryTest, EventsDeliveredBeforeTheDisconnectDoNotCountAsMisse
 }
 
 TEST_F(SocketIoRecoveryTest, ASecondDisconnectionAfterARecoveryIsRecoverable) {
-  GTEST_SKIP() << "BUG: after a recovery, Socket::State::recent still holds every replayed "
-                  "packet; deliver() trims it by one per new packet (if, not while), so it never "
-                  "gets back to recent_packets and the next disconnection hits max_missed_packets "
-                  "after fewer missed events (and the memory is kept while connected)";
   Options o;
   o.max_missed_packets = 3;
   o.recent_packets = 1;
