@@ -13,6 +13,8 @@ case "$kind" in
   *) echo "usage: $0 [release|asan] [targets...]" >&2; exit 2 ;;
 esac
 export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/ccache}
+# Relative paths in the cache keys: a fresh clone elsewhere (as CI makes) still hits the cache.
+export CCACHE_BASEDIR=$PWD CCACHE_NOHASHDIR=1
 if [ ! -f "$dir/build.ninja" ]; then
   cmake -G Ninja -S . -B "$dir" "${flags[@]}" -DCHAT_BUILD_TESTS=ON
 fi

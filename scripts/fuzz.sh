@@ -14,6 +14,7 @@ dir=build-fuzz
 
 command -v clang++ >/dev/null || { echo "clang++ not found (apt-get install clang)" >&2; exit 2; }
 export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/ccache}
+export CCACHE_BASEDIR=$PWD CCACHE_NOHASHDIR=1
 if [ ! -f "$dir/build.ninja" ]; then
   CC=clang CXX=clang++ cmake -G Ninja -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DCHAT_SANITIZE=ON -DCHAT_BUILD_TESTS=ON -DCMAKE_CXX_FLAGS="-fsanitize=fuzzer-no-link"
