@@ -10,6 +10,7 @@
 #include "api/json_views.hpp"
 #include "core/log.hpp"
 #include "core/object_id.hpp"
+#include "core/text.hpp"
 #include "core/time.hpp"
 #include "net/router.hpp"
 
@@ -372,8 +373,8 @@ struct Api::Impl {
     std::string before = call->req.query_param("before").value_or("");
     if (!before.empty() && !is_object_id(before)) errors.add("before", "before must be a message id");
     if (!errors.empty()) return call->respond(json_response(400, validation_json(errors)));
-    for (auto& ch : peer) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    for (auto& ch : before) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    peer = to_lower_ascii(peer);
+    before = to_lower_ascii(before);
     blocking(call, [this, call, peer = std::move(peer), before = std::move(before), limit] {
       auto r = deps.chat.history(call->user->id, peer, before, limit);
       if (!r) return call->respond(error_response(r.err()));
@@ -396,8 +397,7 @@ struct Api::Impl {
     FieldErrors errors;
     SendInput in;
     in.sender_id = call->user->id;
-    in.receiver_id = std::string(call->param("id"));
-    for (auto& ch : in.receiver_id) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    in.receiver_id = to_lower_ascii(call->param("id"));
     in.text = string_field(*body, "text", errors, false, "Text").value_or("");
     in.image = string_field(*body, "image", errors, false, "Image").value_or("");
     in.client_msg_id = string_field(*body, "clientMsgId", errors, false, "clientMsgId").value_or("");

@@ -5,19 +5,10 @@
 #include "auth/password.hpp"
 #include "core/log.hpp"
 #include "core/object_id.hpp"
+#include "core/text.hpp"
 #include "core/time.hpp"
 
 namespace chat {
-namespace {
-
-std::string to_lower_ascii(std::string_view s) {
-  std::string out(s);
-  for (char& c : out)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  return out;
-}
-
-}  // namespace
 
 ChatService::ChatService(store::Store& store, const auth::JwtCodec& jwt, const Presence& presence,
                          ServiceLimits limits)

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "core/base64.hpp"
+#include "core/text.hpp"
 
 namespace chat {
 
@@ -23,11 +24,7 @@ std::string trim(std::string_view s) {
   return std::string(s);
 }
 
-std::string normalize_email(std::string_view email) {
-  std::string out = trim(email);
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
+std::string normalize_email(std::string_view email) { return to_lower_ascii(trim(email)); }
 
 bool is_valid_email(std::string_view e) {
   if (e.size() < 3 || e.size() > 254) return false;
@@ -94,7 +91,7 @@ result<Image> parse_image_data_url(std::string_view url, std::size_t max_bytes) 
     return error{errc::invalid_argument, "Image must be a data URL (data:image/...;base64,...)"};
   auto comma = url.find(',');
   if (comma == std::string_view::npos) return error{errc::invalid_argument, "Malformed data URL"};
-  std::string meta = normalize_email(url.substr(prefix.size(), comma - prefix.size()));
+  std::string meta = to_lower_ascii(trim(url.substr(prefix.size(), comma - prefix.size())));
   if (!meta.ends_with(";base64")) return error{errc::invalid_argument, "Image data URL must be base64-encoded"};
   std::string mime = meta.substr(0, meta.size() - 7);
   if (mime == "image/jpg") mime = "image/jpeg";

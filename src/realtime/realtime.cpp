@@ -10,6 +10,7 @@
 #include "api/json_views.hpp"
 #include "core/log.hpp"
 #include "core/object_id.hpp"
+#include "core/text.hpp"
 #include "core/time.hpp"
 
 namespace chat::realtime {
@@ -28,11 +29,6 @@ struct SocketUser {
 };
 
 std::string user_room(std::string_view id) { return "user:" + std::string(id); }
-
-std::string lower(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
 
 const char* error_code_name(errc e) {
   switch (e) {
@@ -155,7 +151,7 @@ struct Realtime::Impl : std::enable_shared_from_this<Realtime::Impl> {
                              claimed = std::move(claimed), previous = std::move(previous)]() mutable {
       auto user = self->chat.authenticate(token);
       if (!user) return next(ConnectError{"Unauthorized", ""});
-      if (!claimed.empty() && lower(claimed) != user->id)
+      if (!claimed.empty() && to_lower_ascii(claimed) != user->id)
         return next(ConnectError{"Unauthorized", R"({"reason":"userId does not match the token"})"});
       if (!previous.empty() && previous != user->id)
         return next(ConnectError{"Unauthorized", R"({"reason":"session belongs to another user"})"});
@@ -229,7 +225,7 @@ struct Realtime::Impl : std::enable_shared_from_this<Realtime::Impl> {
     bool bad = false;
     SendInput in;
     in.sender_id = u.user_id;
-    in.receiver_id = lower(string_of(*payload, "to", bad));
+    in.receiver_id = to_lower_ascii(string_of(*payload, "to", bad));
     in.text = string_of(*payload, "text", bad);
     in.image = string_of(*payload, "image", bad);
     in.client_msg_id = string_of(*payload, "clientMsgId", bad);
@@ -273,7 +269,7 @@ struct Realtime::Impl : std::enable_shared_from_this<Realtime::Impl> {
   void typing(const SocketUser& u, const json::object* payload) {
     if (!payload) return;
     bool bad = false;
-    std::string to = lower(string_of(*payload, "to", bad));
+    std::string to = to_lower_ascii(string_of(*payload, "to", bad));
     if (bad || !is_object_id(to) || to == u.user_id) return;
     bool is_typing = false;
     if (auto* t = payload->if_contains("isTyping"); t && t->is_bool()) is_typing = t->get_bool();
@@ -286,8 +282,8 @@ struct Realtime::Impl : std::enable_shared_from_this<Realtime::Impl> {
   void mark_read(const SocketUser& u, const json::object* payload, Ack ack) {
     if (!payload) return ack_error(ack, "markRead expects an object {peerId, upTo}", "validation");
     bool bad = false;
-    std::string peer = lower(string_of(*payload, "peerId", bad));
-    std::string up_to = lower(string_of(*payload, "upTo", bad));
+    std::string peer = to_lower_ascii(string_of(*payload, "peerId", bad));
+    std::string up_to = to_lower_ascii(string_of(*payload, "upTo", bad));
     if (bad || !is_object_id(peer) || !is_object_id(up_to))
       return ack_error(ack, "peerId and upTo must be ids", "validation");
     auto self = shared_from_this();

@@ -2,17 +2,9 @@
 
 #include <string>
 
+#include "core/text.hpp"
+
 namespace chat::store {
-namespace {
-
-std::string to_lower_ascii(std::string_view s) {
-  std::string out(s);
-  for (char& c : out)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  return out;
-}
-
-}  // namespace
 
 std::string direct_conversation_id(std::string_view a, std::string_view b) {
   std::string x = to_lower_ascii(a);
