@@ -24,6 +24,17 @@ describe('presence', () => {
     expect(store.getState().online).toEqual({})
   })
 
+  it('forgets presence while the socket is down, until the server sends it again', () => {
+    const { store } = makeStore()
+    store.getState().setConnection('connected')
+    store.getState().setOnlineUsers([BOB, CAROL])
+    store.getState().setConnection('reconnecting')
+    expect(store.getState().online).toEqual({})
+    store.getState().setConnection('connected')
+    store.getState().setOnlineUsers([CAROL])
+    expect(store.getState().online).toEqual({ [CAROL]: true })
+  })
+
   it('applies userOnline / userOffline deltas', () => {
     const { store } = makeStore()
     store.getState().setOnlineUsers([BOB])

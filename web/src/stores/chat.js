@@ -228,7 +228,11 @@ export function createChatStore({
       },
 
       setConnection(connection) {
-        if (get().connection !== connection) set({ connection })
+        if (get().connection === connection) return
+        // While the socket is down nobody's presence is known: show no one online rather than a
+        // stale list. The server sends getOnlineUsers again on (re)connect.
+        if (connection !== 'connected') set({ connection, online: {}, presenceKnown: false })
+        else set({ connection })
       },
 
       /** The tab became visible/hidden. Becoming visible marks the open conversation read. */
