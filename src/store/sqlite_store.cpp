@@ -16,6 +16,7 @@
 #include <optional>
 #include <system_error>
 #include <thread>
+#include <unordered_set>
 #include <utility>
 
 #include "core/log.hpp"
@@ -381,18 +382,30 @@ result<Message> message_by_client_id(Conn& c, std::string_view sender_id,
 // Write jobs: run() executes inside the batch transaction (in its own savepoint) and stages the
 // outcome; deliver() hands it over once the transaction committed, or the batch's failure.
 
+/// Conversations known to exist with their members (so appends skip three inserts). Touched
+/// only by the writer thread. A conversation is added once its job succeeded; everything is
+/// forgotten when a batch fails, since its inserts were rolled back.
+struct KnownConversations {
+  std::unordered_set<std::string> ids;
+  std::vector<std::string> pending;  // added by the batch in progress
+  static constexpr std::size_t kMax = 100'000;
+};
+
 struct WriteJob {
   virtual ~WriteJob() = default;
   /// The job's own error, if any: the runner rolls its savepoint back.
-  virtual std::optional<error> run(Conn& w) = 0;
+  virtual std::optional<error> run(Conn& w, KnownConversations& known) = 0;
   virtual void deliver(const error* batch_failure) = 0;
+  /// False when a failure of the job can only come from its last statement, which SQLite
+  /// undoes by itself (statement-level ABORT) — no savepoint needed.
+  virtual bool needs_savepoint() const { return true; }
 };
 
 template <class T>
 struct SyncJob final : WriteJob {
   explicit SyncJob(std::function<result<T>(Conn&)> b) : body(std::move(b)) {}
 
-  std::optional<error> run(Conn& w) override {
+  std::optional<error> run(Conn& w, KnownConversations&) override {
     staged.emplace(body(w));
     if (staged->ok()) return std::nullopt;
     return staged->err();
@@ -413,16 +426,19 @@ struct SyncJob final : WriteJob {
 struct AppendJob final : WriteJob {
   AppendJob(Message msg, Store::AppendCallback cb) : m(std::move(msg)), done(std::move(cb)) {}
 
-  std::optional<error> run(Conn& w) override {
+  // Every statement before the message insert is an idempotent insert-if-absent.
+  bool needs_savepoint() const override { return false; }
+
+  std::optional<error> run(Conn& w, KnownConversations& known) override {
     staged.reset();
-    if (auto r = append(w); !r.ok()) {
+    if (auto r = append(w, known); !r.ok()) {
       staged.emplace(r.err());
       return r.err();
     }
     return std::nullopt;
   }
 
-  result<void> append(Conn& w) {
+  result<void> append(Conn& w, KnownConversations& known) {
     if (m.id.empty() || m.conversation_id.empty() || m.sender_id.empty() || m.receiver_id.empty())
       return error{errc::invalid_argument, "message needs id, conversation, sender and receiver"};
     if (!m.client_msg_id.empty()) {
@@ -434,21 +450,28 @@ struct AppendJob final : WriteJob {
       }
       if (existing.code() != errc::not_found) return existing.err();
     }
-    {
-      Stmt s(w, kConvInsert);
-      s.text(1, m.conversation_id).integer(2, m.created_at);
-      if (int rc = s.step(); rc != SQLITE_DONE) return s.fail(rc, "insert conversation");
-    }
-    for (const std::string* member : {&m.sender_id, &m.receiver_id}) {
-      Stmt s(w, kMemberInsert);
-      s.text(1, m.conversation_id).text(2, *member);
-      if (int rc = s.step(); rc != SQLITE_DONE) return s.fail(rc, "insert conversation member");
+    const bool new_conversation = !known.ids.contains(m.conversation_id);
+    if (new_conversation) {
+      {
+        Stmt s(w, kConvInsert);
+        s.text(1, m.conversation_id).integer(2, m.created_at);
+        if (int rc = s.step(); rc != SQLITE_DONE) return s.fail(rc, "insert conversation");
+      }
+      for (const std::string* member : {&m.sender_id, &m.receiver_id}) {
+        Stmt s(w, kMemberInsert);
+        s.text(1, m.conversation_id).text(2, *member);
+        if (int rc = s.step(); rc != SQLITE_DONE) return s.fail(rc, "insert conversation member");
+      }
     }
     Stmt s(w, kMsgInsert);
     s.text(1, m.id).text(2, m.conversation_id).text(3, m.sender_id).text(4, m.receiver_id);
     s.text(5, m.text).text(6, m.image).text(7, m.client_msg_id);
     s.integer(8, m.created_at).integer(9, m.updated_at);
     if (int rc = s.step(); rc != SQLITE_DONE) return s.fail(rc, "insert message");
+    if (new_conversation && known.ids.size() < KnownConversations::kMax) {
+      known.ids.insert(m.conversation_id);
+      known.pending.push_back(m.conversation_id);
+    }
     staged.emplace(Appended{m, false});
     return {};
   }
@@ -478,6 +501,7 @@ struct AppendJob final : WriteJob {
 struct SqliteStore::Impl {
   SqliteOptions opts;
   std::unique_ptr<Conn> writer_conn;
+  KnownConversations known;  // writer thread only
 
   // Write queue. `accepted` counts jobs ever queued, `completed` jobs delivered: flush() waits
   // for completed to reach the accepted count it saw.
@@ -574,21 +598,28 @@ struct SqliteStore::Impl {
     Conn& w = *writer_conn;
     auto fail_all = [&](const error& e) {
       if (w.in_transaction()) (void)w.run(kRollback, "rollback");
+      for (const auto& id : known.pending) known.ids.erase(id);  // their inserts are undone
+      known.pending.clear();
       spdlog::warn("store: write batch of {} failed: {}", batch.size(), e.message);
       for (auto& job : batch) job->deliver(&e);
     };
 
     if (auto r = w.run(kBegin, "begin transaction"); !r.ok()) return fail_all(r.err());
+    known.pending.clear();
     for (auto& job : batch) {
-      if (auto r = w.run(kSavepoint, "savepoint"); !r.ok()) return fail_all(r.err());
-      std::optional<error> job_error = job->run(w);
+      const bool savepoint = job->needs_savepoint();
+      if (savepoint)
+        if (auto r = w.run(kSavepoint, "savepoint"); !r.ok()) return fail_all(r.err());
+      std::optional<error> job_error = job->run(w, known);
       if (!job_error) {
-        if (auto r = w.run(kRelease, "release savepoint"); !r.ok()) return fail_all(r.err());
+        if (savepoint)
+          if (auto r = w.run(kRelease, "release savepoint"); !r.ok()) return fail_all(r.err());
         continue;
       }
       // SQLite may have rolled the whole transaction back (FULL, IOERR, BUSY, NOMEM).
       if (job_error->code == errc::unavailable || !w.in_transaction())
         return fail_all(*job_error);
+      if (!savepoint) continue;
       if (auto r = w.run(kRollbackTo, "rollback to savepoint"); !r.ok()) return fail_all(r.err());
       if (auto r = w.run(kRelease, "release savepoint"); !r.ok()) return fail_all(r.err());
     }
