@@ -127,6 +127,7 @@ int run(const chat::config::Config& cfg) {
   // some of its requests: build the server first, the layers next, and route through pointers.
   std::unique_ptr<api::Api> api;
   std::unique_ptr<socketio::Server> sio;
+  std::unique_ptr<realtime::Realtime> realtime;
   net::ServerOptions nopts;
   nopts.host = cfg.host;
   nopts.port = cfg.port;
@@ -147,13 +148,24 @@ int run(const chat::config::Config& cfg) {
     api->handle(std::move(req), std::move(r));
   });
 
+  // The protocol layers own timers on the server's io_context: they must be destroyed before
+  // it, on every path out of here (this guard is destroyed before `server`).
+  struct Teardown {
+    std::function<void()> fn;
+    ~Teardown() { fn(); }
+  } teardown{[&] {
+    realtime.reset();
+    sio.reset();
+    api.reset();
+  }};
   sio = std::make_unique<socketio::Server>(sopts_io, eopts, server.io_context());
   std::unique_ptr<ratelimit::RateLimiter> message_limiter;
   if (cfg.message_limit.enabled())
     message_limiter = std::make_unique<ratelimit::MemoryRateLimiter>(cfg.message_limit.max, cfg.message_limit.window_ms);
   realtime::Options ropts;
   ropts.message_limiter = message_limiter.get();
-  realtime::Realtime realtime(*sio, chat_service, pool, presence, registry, server.io_context(), ropts);
+  realtime = std::make_unique<realtime::Realtime>(*sio, chat_service, pool, presence, registry,
+                                                  server.io_context(), ropts);
 
   std::unique_ptr<net::StaticFiles> web;
   if (!cfg.web_dir.empty()) {

@@ -259,13 +259,14 @@ void ChatService::send(SendInput in, SendCallback done) {
 void ChatService::append(SendInput&& in, std::string image_url, SendCallback&& done) {
   store::Message m;
   m.image = std::move(image_url);
-  m.id = new_object_id();
+  auto stamp = new_stamped_id();
+  m.id = std::move(stamp.id);
   m.conversation_id = store::direct_conversation_id(in.sender_id, in.receiver_id);
   m.sender_id = std::move(in.sender_id);
   m.receiver_id = std::move(in.receiver_id);
   m.text = std::move(in.text);
   m.client_msg_id = std::move(in.client_msg_id);
-  m.created_at = m.updated_at = now_ms();
+  m.created_at = m.updated_at = stamp.ms;
   store_.append_message(std::move(m), [this, origin = std::move(in.origin), done = std::move(done)](
                                            result<store::Appended> r) {
     if (r && !r->duplicate)

@@ -2,10 +2,14 @@
 
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <mutex>
+
+#include "core/time.hpp"
 
 namespace chat {
 namespace {
@@ -76,6 +80,14 @@ std::string new_object_id() {
   } while (!last.compare_exchange_weak(prev, next, std::memory_order_relaxed));
   return make_object_id(static_cast<std::uint32_t>(next >> 24),
                         static_cast<std::uint32_t>(next & 0xffffff));
+}
+
+StampedId new_stamped_id() {
+  static std::mutex mu;
+  static std::int64_t last_ms = 0;
+  std::lock_guard lock(mu);
+  last_ms = std::max(now_ms(), last_ms);  // never backwards, even if the wall clock is
+  return StampedId{new_object_id(), last_ms};
 }
 
 bool is_object_id(std::string_view s) noexcept {

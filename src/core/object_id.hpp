@@ -10,6 +10,13 @@ namespace chat {
 
 /// Thread-safe. Never blocks.
 std::string new_object_id();
+/// An id with its creation time in ms, made in one step: across threads, ids in increasing
+/// order have non-decreasing times (so sorting by id also sorts by createdAt). Thread-safe.
+struct StampedId {
+  std::string id;
+  std::int64_t ms = 0;
+};
+StampedId new_stamped_id();
 /// Same layout with an explicit time and counter (tests, and ids for a given instant).
 std::string make_object_id(std::uint32_t seconds, std::uint32_t counter);
 /// True for exactly 24 lowercase or uppercase hex digits.

@@ -87,3 +87,21 @@ TEST(ObjectId, UniqueAndIncreasingAcrossThreads) {
 
 }  // namespace
 }  // namespace chat
+
+TEST(StampedId, IdOrderAndTimeOrderAgreeAcrossThreads) {
+  // Messages sort by _id; their createdAt must never go back in that order.
+  std::vector<std::vector<chat::StampedId>> per_thread(4);
+  std::vector<std::thread> threads;
+  for (auto& out : per_thread)
+    threads.emplace_back([&out] {
+      for (int i = 0; i < 20000; ++i) out.push_back(chat::new_stamped_id());
+    });
+  for (auto& t : threads) t.join();
+  std::vector<chat::StampedId> all;
+  for (auto& v : per_thread) all.insert(all.end(), v.begin(), v.end());
+  std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
+  for (std::size_t i = 1; i < all.size(); ++i) {
+    ASSERT_NE(all[i - 1].id, all[i].id);
+    ASSERT_LE(all[i - 1].ms, all[i].ms) << "at " << i;
+  }
+}
