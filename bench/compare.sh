@@ -107,7 +107,7 @@ start_server() {
   done
   [ -n "$port" ] || { echo "compare.sh: $name did not print its port" >&2; exit 1; }
   SERVER_URL="http://127.0.0.1:$port"
-  echo "# $name: taskset -c $SERVER_CORE $*" >>"$COMMANDS"
+  echo "# $name: taskset -c $SERVER_CORE $*" | sed "s|$WORK|\$WORK|g" >>"$COMMANDS"
   log "$name pid $SERVER_PID on $SERVER_URL"
 }
 
@@ -122,7 +122,7 @@ stop_server() {
 run_bench() {
   local case_name="$1"; shift
   local out="$WORK/$case_name.out"
-  echo "taskset -c $LOAD_CORE chat-bench $*" | sed "s|$WORK|\$WORK|g" >>"$COMMANDS"
+  echo "taskset -c $LOAD_CORE chat-bench $* --threads 1" | sed "s|$WORK|\$WORK|g" >>"$COMMANDS"
   log "$case_name: chat-bench $*"
   set +e
   taskset -c "$LOAD_CORE" "$BENCH" "$@" --threads 1 >"$out" 2>"$WORK/$case_name.err"
@@ -195,10 +195,11 @@ fi
 
 # ---- the report -----------------------------------------------------------------------------------------
 CHATD_COMMIT="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
-if [ -n "$(git -C "$ROOT" status --porcelain -- src apps 2>/dev/null)" ]; then CHATD_COMMIT="$CHATD_COMMIT+local changes"; fi
+if [ -n "$(git -C "$ROOT" status --porcelain -- src apps/chatd CMakeLists.txt 2>/dev/null)" ]; then CHATD_COMMIT="$CHATD_COMMIT+local changes"; fi
 node "$ROOT/bench/report.mjs" \
   --results "$RESULTS" --commands "$COMMANDS" --out "$OUT" \
   --chatd-bin "$CHATD" --bench-bin "$BENCH" --commit "$CHATD_COMMIT" --load-before "$LOAD_BEFORE" \
   --args "${ARGS_GIVEN:-(none)}" --reference "$REF" --server-core "$SERVER_CORE" --load-core "$LOAD_CORE" \
   --chatd-threads "$CHATD_THREADS"
-log "wrote $OUT (raw results in $RESULTS)"
+rm -rf "$WORK/chatd-data"
+log "wrote $OUT (raw results and logs in $WORK)"

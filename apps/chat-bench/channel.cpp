@@ -64,20 +64,21 @@ class LocalEnd final : public Channel {
   std::shared_ptr<LineQueue> in_, out_;
 };
 
-/// Reads lines from `fd` into a queue on a thread of its own until EOF.
+/// Reads lines from `fd` into a queue on a thread of its own until EOF. The thread shares the
+/// queue (not `this`): the stdin reader of a worker is detached and may outlive the channel.
 class FdEnd final : public Channel {
  public:
-  FdEnd(int read_fd, int write_fd, bool own_fds) : rfd_(read_fd), wfd_(write_fd), own_(own_fds) {
-    reader_ = std::thread([this] { read_loop(); });
+  FdEnd(int read_fd, int write_fd, bool own_fds)
+      : rfd_(read_fd), wfd_(write_fd), own_(own_fds), q_(std::make_shared<LineQueue>()) {
+    reader_ = std::thread([fd = rfd_, q = q_] { read_loop(fd, *q); });
   }
   ~FdEnd() override {
     if (own_) {
-      ::close(wfd_);
-      ::close(rfd_);  // the reader sees EOF or EBADF and ends
-    }
-    if (reader_.joinable()) {
-      if (own_) reader_.join();
-      else reader_.detach();  // blocked on our own stdin: the process is exiting anyway
+      ::close(wfd_);  // the child sees EOF on its stdin
+      reader_.join();  // ends with the child's stdout (the caller waited for the child)
+      ::close(rfd_);
+    } else {
+      reader_.detach();  // blocked on our own stdin until the process exits
     }
   }
   void send(const std::string& line) override {
@@ -93,30 +94,30 @@ class FdEnd final : public Channel {
       left -= static_cast<std::size_t>(n);
     }
   }
-  std::optional<std::string> receive(std::chrono::milliseconds t) override { return q_.pop(t); }
-  bool closed() const override { return q_.closed(); }
+  std::optional<std::string> receive(std::chrono::milliseconds t) override { return q_->pop(t); }
+  bool closed() const override { return q_->closed(); }
 
  private:
-  void read_loop() {
+  static void read_loop(int fd, LineQueue& q) {
     std::string buf;
     char chunk[65536];
     for (;;) {
-      ssize_t n = ::read(rfd_, chunk, sizeof chunk);
+      ssize_t n = ::read(fd, chunk, sizeof chunk);
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) break;
       buf.append(chunk, static_cast<std::size_t>(n));
       std::size_t start = 0;
       for (std::size_t nl; (nl = buf.find('\n', start)) != std::string::npos; start = nl + 1)
-        q_.push(buf.substr(start, nl - start));
+        q.push(buf.substr(start, nl - start));
       buf.erase(0, start);
     }
-    q_.close();
+    q.close();
   }
 
   int rfd_, wfd_;
   bool own_;
   std::mutex write_m_;
-  LineQueue q_;
+  std::shared_ptr<LineQueue> q_;
   std::thread reader_;
 };
 

@@ -117,6 +117,12 @@ completed with no lost or duplicated delivery and no failed connection; 1 otherw
 )";
 }
 
+// Unwraps a result<T> into `var` or returns its error from parse_options.
+#define CHAT_TRY(var, expr)           \
+  auto var##_r = (expr);              \
+  if (!var##_r) return var##_r.err(); \
+  auto var = std::move(*var##_r)
+
 result<Options> parse_options(const std::vector<std::string>& args) {
   Options o;
   bool one_way = false;
@@ -138,10 +144,6 @@ result<Options> parse_options(const std::vector<std::string>& args) {
       if (i + 1 >= args.size()) return error{errc::invalid_argument, a + " needs a value"};
       return args[++i];
     };
-#define CHAT_TRY(var, expr)                 \
-  auto var##_r = (expr);                    \
-  if (!var##_r) return var##_r.err();       \
-  auto var = std::move(*var##_r)
 
     if (a == "-h" || a == "--help") return error{errc::not_found, usage()};
     if (!a.starts_with("-")) {
@@ -188,7 +190,6 @@ result<Options> parse_options(const std::vector<std::string>& args) {
     else if (a == "--shard") { CHAT_TRY(n, count(a, v, 0, 255)); o.shard = static_cast<int>(n); }
     else if (a == "--shards") { CHAT_TRY(n, count(a, v, 1, 256)); o.shards = n; }
     else return error{errc::invalid_argument, "unknown flag " + a + " (see --help)"};
-#undef CHAT_TRY
   }
   if (!scenario_set) return error{errc::invalid_argument, "missing scenario: dm, idle or cluster (see --help)"};
   if (o.scenario == Scenario::cluster) {
@@ -208,5 +209,7 @@ result<Options> parse_options(const std::vector<std::string>& args) {
     return error{errc::invalid_argument, "--shard must be below --shards"};
   return o;
 }
+
+#undef CHAT_TRY
 
 }  // namespace chat::bench
