@@ -1,5 +1,7 @@
 #include "config/config.hpp"
 
+#include <sched.h>
+
 #include <charconv>
 #include <fstream>
 #include <functional>
@@ -322,7 +324,10 @@ result<Loaded> load(int argc, const char* const* argv,
     out.notes.push_back(
         "MONGODB_URI/REDIS_URL/KAFKA_BROKERS are set but cluster mode is not available in this "
         "build: running embedded (SQLite, in-process bus)");
-  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  // The cores this process may run on (taskset, container CPU sets), not all of the machine's.
+  unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  if (cpu_set_t set; sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+    cores = static_cast<unsigned>(CPU_COUNT(&set));
   if (c.threads == 0) c.threads = cores;
   if (c.blocking_threads == 0) c.blocking_threads = std::max(4u, 2 * cores);
   return out;
