@@ -86,6 +86,38 @@ function waitExit(proc, timeoutMs) {
  * @param {boolean} [o.rateLimitsOff] pass `--rate-limit-* off` (default true)
  * @returns {Promise<{url, port, dataDir, proc, stop(signal?, timeoutMs?) → exit code, output(), stdout(), stderr()}>}
  */
+/**
+ * Resolves with the port of the first match of `re` (group 1) in `text()` as `proc` writes its
+ * output; rejects when `proc` cannot start, exits first, or says nothing within `timeoutMs` (then
+ * it is killed). `text()` must already collect stdout/stderr (register those listeners first);
+ * `describe()` goes into the error messages.
+ */
+export function waitForListening(proc, re, { name, bin, timeoutMs, text, describe = text }) {
+  return new Promise((resolve, reject) => {
+    let done = false;
+    const finish = (fn, v) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      fn(v);
+    };
+    const check = () => {
+      const m = re.exec(text());
+      if (m) finish(resolve, Number(m[1]));
+    };
+    proc.stdout.on('data', check);
+    proc.stderr.on('data', check);
+    proc.on('error', (e) => finish(reject, new Error(`cannot spawn ${bin}: ${e.message}`)));
+    proc.on('exit', (code, signal) =>
+      finish(reject, new Error(`${name} exited (code ${code}, signal ${signal}) before listening\n${describe()}`)),
+    );
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      finish(reject, new Error(`${name} did not report its listening line within ${timeoutMs} ms\n${describe()}`));
+    }, timeoutMs);
+  });
+}
+
 export async function startChatd({
   args = [],
   env = {},
@@ -120,34 +152,14 @@ export async function startChatd({
   const describe = () =>
     `chatd ${argv.join(' ')}\n--- stdout ---\n${out.slice(-4000)}\n--- stderr ---\n${err.slice(-4000)}`;
 
-  const port = await new Promise((resolve, reject) => {
-    let done = false;
-    const finish = (fn, v) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      fn(v);
-    };
-    const check = () => {
-      const m = LISTENING_RE.exec(out) || LISTENING_RE.exec(err);
-      if (m) finish(resolve, Number(m[1]));
-    };
-    proc.stdout.on('data', (d) => {
-      out += d;
-      check();
-    });
-    proc.stderr.on('data', (d) => {
-      err += d;
-      check();
-    });
-    proc.on('error', (e) => finish(reject, new Error(`cannot spawn ${CHATD_BIN}: ${e.message}`)));
-    proc.on('exit', (code, signal) =>
-      finish(reject, new Error(`chatd exited (code ${code}, signal ${signal}) before listening\n${describe()}`)),
-    );
-    const timer = setTimeout(() => {
-      proc.kill('SIGKILL');
-      finish(reject, new Error(`chatd did not report "listening on http://…:<port>" within ${timeoutMs} ms\n${describe()}`));
-    }, timeoutMs);
+  proc.stdout.on('data', (d) => (out += d));
+  proc.stderr.on('data', (d) => (err += d));
+  const port = await waitForListening(proc, LISTENING_RE, {
+    name: 'chatd',
+    bin: CHATD_BIN,
+    timeoutMs,
+    text: () => out + err,
+    describe,
   });
 
   const url = `http://127.0.0.1:${port}`;

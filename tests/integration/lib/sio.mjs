@@ -9,7 +9,7 @@ import http from 'node:http';
 import { io } from 'socket.io-client';
 import WebSocket from 'ws';
 
-import { runChatd, sleep } from './chatd.mjs';
+import { runChatd, sleep, waitForListening } from './chatd.mjs';
 
 export { io, WebSocket };
 
@@ -47,33 +47,13 @@ export async function startConformance({ args = [], timeoutMs = 10000 } = {}) {
   let out = '';
   proc.stdout.setEncoding('utf8');
   proc.stderr.setEncoding('utf8');
-  const port = await new Promise((resolve, reject) => {
-    let done = false;
-    const finish = (fn, v) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      fn(v);
-    };
-    const check = () => {
-      const m = CONFORMANCE_LISTENING_RE.exec(out);
-      if (m) finish(resolve, Number(m[1]));
-    };
-    proc.stdout.on('data', (d) => {
-      out += d;
-      check();
-    });
-    proc.stderr.on('data', (d) => {
-      out += d;
-    });
-    proc.on('error', (e) => finish(reject, new Error(`cannot spawn ${SIO_CONFORMANCE_BIN}: ${e.message}`)));
-    proc.on('exit', (code, signal) =>
-      finish(reject, new Error(`sio-conformance exited (code ${code}, signal ${signal}) before listening\n${out}`)),
-    );
-    const timer = setTimeout(() => {
-      proc.kill('SIGKILL');
-      finish(reject, new Error(`sio-conformance did not print its listening line within ${timeoutMs} ms\n${out}`));
-    }, timeoutMs);
+  proc.stdout.on('data', (d) => (out += d));
+  proc.stderr.on('data', (d) => (out += d));
+  const port = await waitForListening(proc, CONFORMANCE_LISTENING_RE, {
+    name: 'sio-conformance',
+    bin: SIO_CONFORMANCE_BIN,
+    timeoutMs,
+    text: () => out,
   });
   const url = `http://127.0.0.1:${port}`;
   return {
