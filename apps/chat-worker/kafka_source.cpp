@@ -1,0 +1,350 @@
+#include "kafka_source.hpp"
+
+#include <librdkafka/rdkafka.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "core/log.hpp"
+
+namespace chat::worker {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+void log_cb(const rd_kafka_t*, int level, const char* fac, const char* buf) {
+  if (level <= 4)
+    spdlog::warn("kafka: {} {}", fac, buf);
+  else
+    spdlog::debug("kafka: {} {}", fac, buf);
+}
+
+void error_cb(rd_kafka_t*, int err, const char* reason, void*) {
+  // Broker-down errors repeat while the broker is away; librdkafka already coalesces them.
+  spdlog::warn("kafka: {} ({})", reason, rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err)));
+}
+
+result<rd_kafka_conf_t*> make_conf(const std::vector<std::pair<std::string, std::string>>& props) {
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  char errstr[512];
+  for (const auto& [k, v] : props) {
+    if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), errstr, sizeof errstr) != RD_KAFKA_CONF_OK) {
+      rd_kafka_conf_destroy(conf);
+      return error{errc::invalid_argument, "kafka setting " + k + ": " + errstr};
+    }
+  }
+  rd_kafka_conf_set_log_cb(conf, log_cb);
+  rd_kafka_conf_set_error_cb(conf, error_cb);
+  return conf;
+}
+
+struct PartitionList {
+  rd_kafka_topic_partition_list_t* p = nullptr;
+  explicit PartitionList(int n = 0) : p(rd_kafka_topic_partition_list_new(n)) {}
+  PartitionList(rd_kafka_topic_partition_list_t* l) : p(l) {}  // NOLINT: adopts
+  ~PartitionList() {
+    if (p) rd_kafka_topic_partition_list_destroy(p);
+  }
+  PartitionList(const PartitionList&) = delete;
+  PartitionList& operator=(const PartitionList&) = delete;
+};
+
+}  // namespace
+
+struct KafkaSource::Impl {
+  ConsumerOptions options;
+  rd_kafka_t* rk = nullptr;
+  bool closed = false;
+  bool paused = false;
+  std::vector<TopicPartition> revoked;
+  std::vector<Record>* in_poll = nullptr;  // the records being gathered by poll()
+  Clock::time_point last_error_log{};
+
+  std::thread lag_thread;
+  std::mutex lag_mu;
+  std::condition_variable lag_cv;
+  bool lag_stop = false;
+  std::atomic<std::int64_t> lag{-1};
+
+  static void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                           rd_kafka_topic_partition_list_t* parts, void* opaque) {
+    auto* self = static_cast<Impl*>(opaque);
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+      spdlog::info("chat-worker: assigned {} partition(s)", parts->cnt);
+      rd_kafka_assign(rk, parts);
+      if (self->paused) rd_kafka_pause_partitions(rk, parts);
+      return;
+    }
+    if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+      spdlog::info("chat-worker: {} partition(s) revoked", parts->cnt);
+      std::set<TopicPartition> gone;
+      for (int i = 0; i < parts->cnt; ++i) {
+        TopicPartition tp{parts->elems[i].topic, parts->elems[i].partition};
+        self->revoked.push_back(tp);
+        gone.insert(tp);
+      }
+      // Records gathered earlier in this same poll() belong to the old assignment.
+      if (self->in_poll)
+        std::erase_if(*self->in_poll, [&](const Record& r) { return gone.contains(r.tp); });
+    } else {
+      spdlog::warn("chat-worker: rebalance error: {}", rd_kafka_err2str(err));
+    }
+    rd_kafka_assign(rk, nullptr);
+  }
+
+  void lag_loop() {
+    std::unique_lock lock(lag_mu);
+    while (!lag_stop) {
+      lock.unlock();
+      lag.store(measure_lag());
+      lock.lock();
+      lag_cv.wait_for(lock, std::chrono::seconds(1), [&] { return lag_stop; });
+    }
+  }
+
+  std::int64_t measure_lag() {
+    rd_kafka_topic_partition_list_t* raw = nullptr;
+    if (rd_kafka_assignment(rk, &raw) != RD_KAFKA_RESP_ERR_NO_ERROR) return -1;
+    PartitionList parts(raw);
+    if (parts.p->cnt == 0) return 0;
+    rd_kafka_position(rk, parts.p);
+    // Partitions not consumed from yet have no position: their committed offset stands in.
+    PartitionList unknown;
+    for (int i = 0; i < parts.p->cnt; ++i)
+      if (parts.p->elems[i].offset < 0)
+        rd_kafka_topic_partition_list_add(unknown.p, parts.p->elems[i].topic,
+                                          parts.p->elems[i].partition);
+    if (unknown.p->cnt > 0) rd_kafka_committed(rk, unknown.p, 2000);
+    std::int64_t total = 0;
+    for (int i = 0; i < parts.p->cnt; ++i) {
+      auto& e = parts.p->elems[i];
+      std::int64_t pos = e.offset;
+      if (pos < 0)
+        if (auto* c = rd_kafka_topic_partition_list_find(unknown.p, e.topic, e.partition))
+          pos = c->offset;
+      int64_t lo = 0, hi = 0;
+      if (rd_kafka_query_watermark_offsets(rk, e.topic, e.partition, &lo, &hi, 2000) !=
+          RD_KAFKA_RESP_ERR_NO_ERROR)
+        return -1;
+      if (pos < 0) pos = lo;  // no commit yet: auto.offset.reset=earliest
+      total += std::max<std::int64_t>(0, hi - pos);
+    }
+    return total;
+  }
+
+  void set_paused(bool pause) {
+    paused = pause;
+    rd_kafka_topic_partition_list_t* raw = nullptr;
+    if (rd_kafka_assignment(rk, &raw) != RD_KAFKA_RESP_ERR_NO_ERROR) return;
+    PartitionList parts(raw);
+    if (pause)
+      rd_kafka_pause_partitions(rk, parts.p);
+    else
+      rd_kafka_resume_partitions(rk, parts.p);
+  }
+};
+
+KafkaSource::KafkaSource(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+result<std::unique_ptr<KafkaSource>> KafkaSource::open(const ConsumerOptions& options) {
+  if (options.kafka.brokers.empty()) return error{errc::invalid_argument, "no Kafka brokers configured"};
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  auto props = stream::client_properties(options.kafka);
+  props.insert(props.end(), {{"group.id", options.group},
+                             {"enable.auto.commit", "false"},
+                             {"enable.auto.offset.store", "false"},
+                             {"auto.offset.reset", "earliest"},
+                             {"partition.assignment.strategy", "range,roundrobin"},
+                             {"session.timeout.ms", std::to_string(options.session_timeout.count())},
+                             {"heartbeat.interval.ms",
+                              std::to_string(std::max<long long>(100, options.session_timeout.count() / 5))}});
+  auto conf = make_conf(props);
+  if (!conf) return conf.err();
+  rd_kafka_conf_set_opaque(*conf, impl.get());
+  rd_kafka_conf_set_rebalance_cb(*conf, &Impl::on_rebalance);
+  char errstr[512];
+  impl->rk = rd_kafka_new(RD_KAFKA_CONSUMER, *conf, errstr, sizeof errstr);
+  if (!impl->rk) {
+    rd_kafka_conf_destroy(*conf);
+    return error{errc::invalid_argument, std::string("kafka consumer: ") + errstr};
+  }
+  rd_kafka_poll_set_consumer(impl->rk);
+  PartitionList topics(1);
+  rd_kafka_topic_partition_list_add(topics.p, options.kafka.topic.c_str(), RD_KAFKA_PARTITION_UA);
+  if (auto err = rd_kafka_subscribe(impl->rk, topics.p)) {
+    rd_kafka_destroy(impl->rk);
+    impl->rk = nullptr;
+    return error{errc::unavailable, std::string("kafka subscribe: ") + rd_kafka_err2str(err)};
+  }
+  Impl* raw = impl.get();
+  impl->lag_thread = std::thread([raw] { raw->lag_loop(); });
+  return std::unique_ptr<KafkaSource>(new KafkaSource(std::move(impl)));
+}
+
+KafkaSource::~KafkaSource() {
+  close();
+  if (impl_->rk) rd_kafka_destroy(impl_->rk);
+}
+
+void KafkaSource::close() {
+  if (impl_->closed || !impl_->rk) return;
+  impl_->closed = true;
+  {
+    std::lock_guard lock(impl_->lag_mu);
+    impl_->lag_stop = true;
+  }
+  impl_->lag_cv.notify_all();
+  if (impl_->lag_thread.joinable()) impl_->lag_thread.join();
+  // Serves the final revoke and leaves the group; nothing is committed here.
+  if (auto err = rd_kafka_consumer_close(impl_->rk))
+    spdlog::warn("chat-worker: closing the consumer: {}", rd_kafka_err2str(err));
+}
+
+std::vector<Record> KafkaSource::poll(std::chrono::milliseconds timeout, std::size_t max) {
+  std::vector<Record> out;
+  if (impl_->closed) return out;
+  impl_->in_poll = &out;
+  int wait = static_cast<int>(timeout.count());
+  while (out.size() < max) {
+    rd_kafka_message_t* m = rd_kafka_consumer_poll(impl_->rk, wait);
+    wait = 0;  // after the first event, take only what is already there
+    if (!m) break;
+    if (m->err) {
+      if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        auto now = Clock::now();
+        if (now - impl_->last_error_log > std::chrono::seconds(5)) {
+          impl_->last_error_log = now;
+          spdlog::warn("chat-worker: consumer: {}", rd_kafka_message_errstr(m));
+        }
+      }
+    } else {
+      Record r;
+      r.tp = {rd_kafka_topic_name(m->rkt), m->partition};
+      r.offset = m->offset;
+      if (m->key) r.key.assign(static_cast<const char*>(m->key), m->key_len);
+      if (m->payload) r.value.assign(static_cast<const char*>(m->payload), m->len);
+      out.push_back(std::move(r));
+    }
+    rd_kafka_message_destroy(m);
+  }
+  impl_->in_poll = nullptr;
+  return out;
+}
+
+std::vector<TopicPartition> KafkaSource::take_revoked() { return std::exchange(impl_->revoked, {}); }
+
+void KafkaSource::pause() { impl_->set_paused(true); }
+void KafkaSource::resume() { impl_->set_paused(false); }
+
+result<void> KafkaSource::commit(const std::map<TopicPartition, std::int64_t>& next) {
+  if (next.empty()) return {};
+  PartitionList list(static_cast<int>(next.size()));
+  for (const auto& [tp, offset] : next)
+    rd_kafka_topic_partition_list_add(list.p, tp.topic.c_str(), tp.partition)->offset = offset;
+  if (auto err = rd_kafka_commit(impl_->rk, list.p, 0))
+    return error{errc::unavailable, std::string("kafka commit: ") + rd_kafka_err2str(err)};
+  for (int i = 0; i < list.p->cnt; ++i)
+    if (auto err = list.p->elems[i].err)
+      return error{errc::unavailable, std::string("kafka commit of ") + list.p->elems[i].topic + "[" +
+                                          std::to_string(list.p->elems[i].partition) +
+                                          "]: " + rd_kafka_err2str(err)};
+  return {};
+}
+
+std::int64_t KafkaSource::lag() { return impl_->lag.load(); }
+
+// ---------------------------------------------------------------------------------------------
+
+struct KafkaDeadLetters::Impl {
+  stream::KafkaOptions options;
+  std::string topic;
+  rd_kafka_t* rk = nullptr;
+
+  struct Batch {
+    std::size_t pending = 0;
+    std::string first_error;
+  };
+
+  static void on_delivery(rd_kafka_t*, const rd_kafka_message_t* m, void*) {
+    auto* b = static_cast<Batch*>(m->_private);
+    if (m->err && b->first_error.empty()) b->first_error = rd_kafka_err2str(m->err);
+    --b->pending;
+  }
+};
+
+KafkaDeadLetters::KafkaDeadLetters(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+result<std::unique_ptr<KafkaDeadLetters>> KafkaDeadLetters::open(const stream::KafkaOptions& kafka,
+                                                                 const std::string& topic) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = kafka;
+  impl->topic = topic;
+  auto props = stream::client_properties(kafka);
+  props.insert(props.end(), {{"enable.idempotence", "true"},
+                             {"acks", "all"},
+                             {"linger.ms", "5"},
+                             {"message.timeout.ms", std::to_string(kafka.delivery_timeout.count())}});
+  auto conf = make_conf(props);
+  if (!conf) return conf.err();
+  rd_kafka_conf_set_dr_msg_cb(*conf, &Impl::on_delivery);
+  char errstr[512];
+  impl->rk = rd_kafka_new(RD_KAFKA_PRODUCER, *conf, errstr, sizeof errstr);
+  if (!impl->rk) {
+    rd_kafka_conf_destroy(*conf);
+    return error{errc::invalid_argument, std::string("kafka dead-letter producer: ") + errstr};
+  }
+  return std::unique_ptr<KafkaDeadLetters>(new KafkaDeadLetters(std::move(impl)));
+}
+
+KafkaDeadLetters::~KafkaDeadLetters() {
+  if (!impl_->rk) return;
+  rd_kafka_flush(impl_->rk, 5000);
+  rd_kafka_destroy(impl_->rk);
+}
+
+result<void> KafkaDeadLetters::dead_letter(const std::vector<DeadLetter>& records) {
+  Impl::Batch batch;
+  std::string refused;
+  for (const auto& d : records) {
+    rd_kafka_headers_t* h = rd_kafka_headers_new(4);
+    auto add = [&](const char* name, const std::string& v) {
+      rd_kafka_header_add(h, name, -1, v.data(), static_cast<ssize_t>(v.size()));
+    };
+    add("dlq.error", d.reason);
+    add("dlq.source.topic", d.record.tp.topic);
+    add("dlq.source.partition", std::to_string(d.record.tp.partition));
+    add("dlq.source.offset", std::to_string(d.record.offset));
+    const auto& r = d.record;
+    ++batch.pending;
+    auto err = rd_kafka_producev(
+        impl_->rk, RD_KAFKA_V_TOPIC(impl_->topic.c_str()),
+        RD_KAFKA_V_KEY(r.key.empty() ? nullptr : const_cast<char*>(r.key.data()), r.key.size()),
+        RD_KAFKA_V_VALUE(const_cast<char*>(r.value.data()), r.value.size()),
+        RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(&batch),
+        RD_KAFKA_V_END);
+    if (err) {
+      --batch.pending;
+      rd_kafka_headers_destroy(h);  // not taken over on failure
+      refused = rd_kafka_err2str(err);
+      break;
+    }
+  }
+  // Delivery reports run here (this producer is only used from the worker thread); `batch`
+  // must not go out of scope before all of them ran, so wait past the delivery timeout.
+  auto deadline = Clock::now() + impl_->options.delivery_timeout + std::chrono::seconds(5);
+  while (batch.pending > 0 && Clock::now() < deadline) rd_kafka_poll(impl_->rk, 100);
+  if (batch.pending > 0) {
+    rd_kafka_purge(impl_->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    while (batch.pending > 0) rd_kafka_poll(impl_->rk, 100);
+  }
+  if (!refused.empty()) return error{errc::unavailable, "dead-letter produce: " + refused};
+  if (!batch.first_error.empty())
+    return error{errc::unavailable, "dead-letter produce: " + batch.first_error};
+  return {};
+}
+
+}  // namespace chat::worker
