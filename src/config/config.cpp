@@ -201,14 +201,33 @@ const std::vector<Setting>& settings() {
        }},
       {"web-dir", "WEB_DIR", "DIR", "built web client to serve (default web/dist)",
        text(&Config::web_dir)},
-      {"mongodb-uri", "MONGODB_URI", "URI", "MongoDB store (cluster mode; not yet used)",
+      {"mongodb-uri", "MONGODB_URI", "URI",
+       "cluster mode: MongoDB store instead of SQLite (mongodb://host:port/db)",
        text(&Config::mongodb_uri)},
-      {"redis-url", "REDIS_URL", "URL", "Redis bus (cluster mode; not yet used)",
+      {"redis-url", "REDIS_URL", "URL",
+       "cluster mode: Redis linking instances, redis://[:pass@]host:port or a comma list of cluster nodes",
        text(&Config::redis_url)},
-      {"kafka-topic", "KAFKA_TOPIC", "NAME", "Kafka topic of messages (cluster mode; not yet used)",
+      {"kafka-topic", "KAFKA_TOPIC", "NAME", "Kafka topic of messages (default chat-messages)",
        text(&Config::kafka_topic, false)},
-      {"kafka-brokers", "KAFKA_BROKERS", "LIST", "Kafka bootstrap servers (cluster mode; not yet used)",
+      {"kafka-brokers", "KAFKA_BROKERS", "LIST",
+       "cluster mode: Kafka bootstrap servers; messages are stored through Kafka and chat-worker",
        text(&Config::kafka_brokers)},
+      {"kafka-username", "KAFKA_USERNAME", "USER", "Kafka SASL/PLAIN user (none: plaintext)",
+       text(&Config::kafka_username)},
+      {"kafka-password", "KAFKA_PASSWORD", "SECRET", "Kafka SASL/PLAIN password",
+       text(&Config::kafka_password)},
+      {"kafka-partitions", "KAFKA_PARTITIONS", "N", "partitions when chatd creates the topic (default 6)",
+       integer(&Config::kafka_partitions, 1, 10000)},
+      {"kafka-delivery-timeout", "KAFKA_DELIVERY_TIMEOUT", "DURATION",
+       "a message the broker has not acknowledged by then fails (default 15s)",
+       duration_ms(&Config::kafka_delivery_timeout_ms)},
+      {"instance-id", "INSTANCE_ID", "NAME", "this instance's name in the cluster (default <host>-<pid>)",
+       text(&Config::instance_id)},
+      {"heartbeat", "HEARTBEAT_INTERVAL", "DURATION", "cluster presence heartbeat (default 5s)",
+       duration_ms(&Config::heartbeat_ms)},
+      {"presence-ttl", "PRESENCE_TTL", "DURATION",
+       "users of an instance silent this long go offline everywhere (default 15s)",
+       duration_ms(&Config::presence_ttl_ms)},
   };
   return all;
 }
@@ -320,10 +339,20 @@ result<Loaded> load(int argc, const char* const* argv,
     out.notes.push_back("JWT_SECRET is shorter than 32 bytes: use a longer random secret");
   if (flags.contains("salt-rounds") || env.contains("SALT_ROUNDS") || dotenv.contains("SALT_ROUNDS"))
     out.notes.push_back("SALT_ROUNDS is ignored: new passwords use Argon2id; bcrypt hashes still verify");
-  if (!c.mongodb_uri.empty() || !c.redis_url.empty() || !c.kafka_brokers.empty())
-    out.notes.push_back(
-        "MONGODB_URI/REDIS_URL/KAFKA_BROKERS are set but cluster mode is not available in this "
-        "build: running embedded (SQLite, in-process bus)");
+  // Several instances or a worker need one shared database: Redis or Kafka without MongoDB
+  // would split the data between per-instance SQLite files.
+  if (c.mongodb_uri.empty() && (!c.redis_url.empty() || !c.kafka_brokers.empty()))
+    return error{errc::invalid_argument,
+                 "REDIS_URL/KAFKA_BROKERS need MONGODB_URI (cluster mode shares one MongoDB); "
+                 "unset them for the embedded mode"};
+  if (c.cluster() && c.jwt_secret.empty())
+    return error{errc::invalid_argument,
+                 "JWT_SECRET (--jwt-secret) is required with MONGODB_URI: every instance must accept "
+                 "the tokens the others issue"};
+  if (c.heartbeat_ms * 2 > c.presence_ttl_ms)
+    return error{errc::invalid_argument,
+                 "PRESENCE_TTL must be at least twice HEARTBEAT_INTERVAL (one lost heartbeat must "
+                 "not take an instance's users offline)"};
   // The cores this process may run on (taskset, container CPU sets), not all of the machine's.
   unsigned cores = std::max(1u, std::thread::hardware_concurrency());
   if (cpu_set_t set; sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)

@@ -48,11 +48,21 @@ struct Config {
   RateLimit message_limit{200, 10'000};     ///< sendMessage per user
   std::string log_level = "info";
   std::string web_dir = "web/dist";
-  // Cluster mode (take effect with the cluster issue).
+  // Cluster mode: MONGODB_URI replaces SQLite; REDIS_URL links instances; KAFKA_BROKERS makes
+  // every message a Kafka record that chat-worker stores (see docs/ARCHITECTURE.md).
   std::string mongodb_uri;
   std::string redis_url;
   std::string kafka_topic = "chat-messages";
   std::string kafka_brokers;
+  std::string kafka_username;  ///< SASL/PLAIN when set
+  std::string kafka_password;
+  int kafka_partitions = 6;    ///< when chatd creates the topic
+  std::int64_t kafka_delivery_timeout_ms = 15'000;  ///< a send fails if unacked by then
+  std::string instance_id;     ///< empty: <hostname>-<pid>
+  std::int64_t heartbeat_ms = 5'000;
+  std::int64_t presence_ttl_ms = 15'000;  ///< a silent instance's users go offline after this
+
+  bool cluster() const noexcept { return !mongodb_uri.empty(); }
 
   bool production() const noexcept { return node_env == "production"; }
 };

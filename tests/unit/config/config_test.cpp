@@ -384,20 +384,62 @@ const std::vector<EnvCase>& env_cases() {
        [](const Config& c) { return c.redis_url == "redis://r:6379"; }},
       {"KAFKA_TOPIC", "msgs", [](const Config& c) { return c.kafka_topic == "msgs"; }},
       {"KAFKA_BROKERS", "k:9092", [](const Config& c) { return c.kafka_brokers == "k:9092"; }},
+      {"KAFKA_USERNAME", "u", [](const Config& c) { return c.kafka_username == "u"; }},
+      {"KAFKA_PASSWORD", "p", [](const Config& c) { return c.kafka_password == "p"; }},
+      {"KAFKA_PARTITIONS", "3", [](const Config& c) { return c.kafka_partitions == 3; }},
+      {"KAFKA_DELIVERY_TIMEOUT", "5s",
+       [](const Config& c) { return c.kafka_delivery_timeout_ms == 5'000; }},
+      {"INSTANCE_ID", "chatd-2", [](const Config& c) { return c.instance_id == "chatd-2"; }},
+      {"HEARTBEAT_INTERVAL", "1s", [](const Config& c) { return c.heartbeat_ms == 1'000; }},
+      {"PRESENCE_TTL", "30s", [](const Config& c) { return c.presence_ttl_ms == 30'000; }},
   };
   return cases;
 }
 
 TEST(Config, EveryVariableIsReadFromTheEnvironmentAndTheDotenvFile) {
+  // Redis and Kafka settings are only valid with a MongoDB to share.
+  const std::string mongo = "mongodb://db:27017/chat";
   for (const auto& c : env_cases()) {
-    auto from_env = run({}, {{c.name, c.value}});
+    std::map<std::string, std::string> env{{c.name, c.value}};
+    env.emplace("MONGODB_URI", mongo);
+    env.emplace("JWT_SECRET", "a-secret-shared-by-every-instance-of-the-cluster");
+    auto from_env = run({}, env);
     ASSERT_TRUE(from_env.ok()) << c.name << ": " << from_env.err().message;
     EXPECT_TRUE(c.applied(from_env->config)) << c.name << " from the environment";
 
-    auto from_file = run({}, {}, std::string(c.name) + "=" + c.value + "\n");
+    std::map<std::string, std::string> base{{"MONGODB_URI", mongo},
+                                            {"JWT_SECRET", "a-secret-shared-by-every-instance-of-the-cluster"}};
+    base.erase(c.name);  // the environment would override the file
+    auto from_file = run({}, base, std::string(c.name) + "=" + c.value + "\n");
     ASSERT_TRUE(from_file.ok()) << c.name << ": " << from_file.err().message;
     EXPECT_TRUE(c.applied(from_file->config)) << c.name << " from .env";
   }
+}
+
+TEST(Config, ClusterSettingsNeedASharedDatabase) {
+  auto redis_only = run({}, {{"REDIS_URL", "redis://r:6379"}});
+  ASSERT_FALSE(redis_only.ok());
+  EXPECT_NE(redis_only.err().message.find("MONGODB_URI"), std::string::npos);
+  auto kafka_only = run({}, {{"KAFKA_BROKERS", "k:9092"}});
+  ASSERT_FALSE(kafka_only.ok());
+
+  auto embedded = run({}, {});
+  ASSERT_TRUE(embedded.ok());
+  EXPECT_FALSE(embedded->config.cluster());
+  auto no_secret = run({}, {{"MONGODB_URI", "mongodb://db/chat"}, {"REDIS_URL", "redis://r"}});
+  ASSERT_FALSE(no_secret.ok()) << "instances with generated secrets would reject each other's tokens";
+  EXPECT_NE(no_secret.err().message.find("JWT_SECRET"), std::string::npos);
+  auto cluster = run({}, {{"MONGODB_URI", "mongodb://db/chat"}, {"REDIS_URL", "redis://r"},
+                          {"JWT_SECRET", "a-secret-shared-by-every-instance-of-the-cluster"}});
+  ASSERT_TRUE(cluster.ok()) << cluster.err().message;
+  EXPECT_TRUE(cluster->config.cluster());
+}
+
+TEST(Config, PresenceTtlMustOutlastTwoHeartbeats) {
+  auto bad = run({}, {{"HEARTBEAT_INTERVAL", "5s"}, {"PRESENCE_TTL", "8s"}});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.err().message.find("PRESENCE_TTL"), std::string::npos);
+  EXPECT_TRUE(run({}, {{"HEARTBEAT_INTERVAL", "1s"}, {"PRESENCE_TTL", "3s"}}).ok());
 }
 
 TEST(HelpText, MentionsEveryVariable) {
