@@ -1,6 +1,7 @@
 // chatd: reads the configuration, picks the implementations, runs. Nothing else wires.
 #include <openssl/rand.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -10,6 +11,8 @@
 
 #include "api/api.hpp"
 #include "auth/jwt.hpp"
+#include "bus/redis_bus.hpp"
+#include "cluster/cluster_store.hpp"
 #include "chat/chat_service.hpp"
 #include "chat/presence.hpp"
 #include "config/config.hpp"
@@ -20,7 +23,9 @@
 #include "ratelimit/memory_rate_limiter.hpp"
 #include "realtime/realtime.hpp"
 #include "socketio/server.hpp"
+#include "store/mongo_store.hpp"
 #include "store/sqlite_store.hpp"
+#include "stream/kafka_log.hpp"
 
 namespace {
 
@@ -58,6 +63,111 @@ chat::result<std::string> embedded_jwt_secret(const std::string& data_dir) {
   return secret;
 }
 
+/// The storage and cluster backends, chosen by configuration. Only this file names them.
+using namespace chat;
+
+struct Backends {
+  std::unique_ptr<store::SqliteStore> sqlite;   // embedded
+  std::unique_ptr<store::MongoStore> mongo;     // cluster
+  std::unique_ptr<bus::Bus> bus;                // cluster, with REDIS_URL
+  std::unique_ptr<stream::MessageLog> log;      // cluster, with KAFKA_BROKERS
+  std::unique_ptr<cluster::ClusterStore> cluster;
+  std::string description;
+
+  store::Store* store() const {
+    if (cluster) return cluster.get();
+    if (mongo) return mongo.get();
+    return sqlite.get();
+  }
+  /// The log first: destroying it fails what it still holds, through the cluster store.
+  void close() {
+    log.reset();
+    cluster.reset();
+    bus.reset();
+    mongo.reset();
+    sqlite.reset();
+  }
+  ~Backends() { close(); }
+};
+
+chat::result<void> open_embedded(const chat::config::Config& cfg, chat::metrics::Registry& registry, Backends& b) {
+  using namespace chat;
+  store::SqliteOptions sopts;
+  sopts.path = (std::filesystem::path(cfg.data_dir) / "chat.db").string();
+  sopts.readers = std::max(2u, cfg.blocking_threads);
+  auto opened = store::SqliteStore::open(sopts);
+  if (!opened) return error{opened.code(), "storage: " + opened.err().message};
+  b.sqlite = std::move(opened.value());
+  b.description = "embedded, data " + cfg.data_dir;
+  auto pending = registry.gauge("chat_store_pending_writes", "Writes queued for the next group commit");
+  auto commits = registry.gauge("chat_store_commits", "Transactions committed by the store writer");
+  registry.on_collect([&b, pending, commits] {
+    if (!b.sqlite) return;
+    pending.set(static_cast<double>(b.sqlite->pending_writes()));
+    commits.set(static_cast<double>(b.sqlite->commits()));
+  });
+  return {};
+}
+
+std::string default_instance_id() {
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0 || !host[0]) std::snprintf(host, sizeof host, "chatd");
+  return std::string(host) + "-" + std::to_string(::getpid());
+}
+
+chat::result<void> open_cluster(const chat::config::Config& cfg, chat::metrics::Registry& registry, Backends& b) {
+  using namespace chat;
+  store::MongoOptions mopts;
+  mopts.uri = cfg.mongodb_uri;
+  mopts.max_pool = std::max<std::size_t>(16, cfg.blocking_threads + 4);
+  auto mongo = store::MongoStore::open(mopts);
+  if (!mongo) return error{mongo.code(), "mongodb: " + mongo.err().message};
+  b.mongo = std::move(mongo.value());
+  b.description = "cluster: mongodb";
+
+  const std::string instance = cfg.instance_id.empty() ? default_instance_id() : cfg.instance_id;
+  if (!cfg.redis_url.empty()) {
+    bus::RedisBusOptions ropts;
+    ropts.url = cfg.redis_url;
+    ropts.instance_id = instance;
+    ropts.heartbeat = std::chrono::milliseconds(cfg.heartbeat_ms);
+    ropts.presence_ttl = std::chrono::milliseconds(cfg.presence_ttl_ms);
+    ropts.metrics = &registry;
+    auto bus = bus::make_redis_bus(ropts);
+    if (!bus) return error{bus.code(), "redis: " + bus.err().message};
+    b.bus = std::move(bus.value());
+    b.description += " + redis";
+  }
+  if (!cfg.kafka_brokers.empty()) {
+    stream::KafkaOptions kopts;
+    kopts.brokers = cfg.kafka_brokers;
+    kopts.topic = cfg.kafka_topic;
+    kopts.username = cfg.kafka_username;
+    kopts.password = cfg.kafka_password;
+    kopts.client_id = "chatd-" + instance;
+    kopts.partitions = cfg.kafka_partitions;
+    kopts.delivery_timeout = std::chrono::milliseconds(cfg.kafka_delivery_timeout_ms);
+    kopts.metrics = &registry;
+    auto log = stream::make_kafka_log(kopts);
+    if (!log) return error{log.code(), "kafka: " + log.err().message};
+    b.log = std::move(log.value());
+    cluster::ClusterStoreOptions copts;
+    copts.mark_read_known = [m = b.mongo.get()](std::string_view c, std::string_view u, std::string_view up,
+                                                std::string_view newest) {
+      return m->mark_read_known(c, u, up, newest);
+    };
+    b.cluster = std::make_unique<cluster::ClusterStore>(*b.mongo, *b.log, b.bus.get(), std::move(copts));
+    b.description += " + kafka topic " + cfg.kafka_topic;
+    auto unstored = registry.gauge("chat_cluster_unstored_messages",
+                                   "Acknowledged messages kept in memory until chat-worker has stored them");
+    registry.on_collect([&b, unstored] {
+      if (b.cluster) unstored.set(static_cast<double>(b.cluster->recent_size()));
+    });
+  }
+  spdlog::info("cluster mode: instance {}", instance);
+  return {};
+}
+
 int run(const chat::config::Config& cfg) {
   using namespace chat;
   std::string secret = cfg.jwt_secret;
@@ -70,24 +180,15 @@ int run(const chat::config::Config& cfg) {
     secret = std::move(s.value());
   }
 
-  store::SqliteOptions sopts;
-  sopts.path = (std::filesystem::path(cfg.data_dir) / "chat.db").string();
-  sopts.readers = std::max(2u, cfg.blocking_threads);
-  auto opened = store::SqliteStore::open(sopts);
-  if (!opened) {
-    spdlog::critical("storage: {}", opened.err().message);
-    return 1;
-  }
-  std::unique_ptr<store::SqliteStore> store = std::move(opened.value());
-
   metrics::Registry registry;
   metrics::register_process_metrics(registry);
-  auto pending = registry.gauge("chat_store_pending_writes", "Writes queued for the next group commit");
-  auto commits = registry.gauge("chat_store_commits", "Transactions committed by the store writer");
-  registry.on_collect([&] {
-    pending.set(static_cast<double>(store->pending_writes()));
-    commits.set(static_cast<double>(store->commits()));
-  });
+  Backends b;
+  if (auto opened = cfg.cluster() ? open_cluster(cfg, registry, b) : open_embedded(cfg, registry, b); !opened) {
+    spdlog::critical("{}", opened.err().message);
+    return 1;
+  }
+  store::Store* store = b.store();
+  bus::Bus* bus = b.bus.get();
 
   TaskPool pool(cfg.blocking_threads, cfg.blocking_queue, "chat-blocking");
   auth::JwtCodec jwt(secret, cfg.jwt_ttl_seconds);
@@ -95,13 +196,16 @@ int run(const chat::config::Config& cfg) {
   ServiceLimits limits;
   limits.max_text = cfg.max_text;
   limits.upload_limit = cfg.upload_limit;
-  ChatService chat_service(*store, jwt, presence, limits);
+  ChatService chat_service(*store, jwt, bus ? bus->presence() : presence, limits);
 
-  std::unique_ptr<ratelimit::RateLimiter> api_limiter, auth_limiter;
-  if (cfg.api_limit.enabled())
-    api_limiter = std::make_unique<ratelimit::MemoryRateLimiter>(cfg.api_limit.max, cfg.api_limit.window_ms);
-  if (cfg.auth_limit.enabled())
-    auth_limiter = std::make_unique<ratelimit::MemoryRateLimiter>(cfg.auth_limit.max, cfg.auth_limit.window_ms);
+  // Shared through Redis in cluster mode, so N instances allow what one would.
+  auto limiter = [bus](const char* name, const config::RateLimit& l) -> std::unique_ptr<ratelimit::RateLimiter> {
+    if (!l.enabled()) return nullptr;
+    if (bus) return bus->rate_limiter(name, l.max, l.window_ms);
+    return std::make_unique<ratelimit::MemoryRateLimiter>(l.max, l.window_ms);
+  };
+  std::unique_ptr<ratelimit::RateLimiter> api_limiter = limiter("api", cfg.api_limit);
+  std::unique_ptr<ratelimit::RateLimiter> auth_limiter = limiter("auth", cfg.auth_limit);
 
   api::ApiOptions aopts;
   aopts.cors_origins = cfg.cors_origins;
@@ -159,11 +263,10 @@ int run(const chat::config::Config& cfg) {
     api.reset();
   }};
   sio = std::make_unique<socketio::Server>(sopts_io, eopts, server.io_context());
-  std::unique_ptr<ratelimit::RateLimiter> message_limiter;
-  if (cfg.message_limit.enabled())
-    message_limiter = std::make_unique<ratelimit::MemoryRateLimiter>(cfg.message_limit.max, cfg.message_limit.window_ms);
+  std::unique_ptr<ratelimit::RateLimiter> message_limiter = limiter("messages", cfg.message_limit);
   realtime::Options ropts;
   ropts.message_limiter = message_limiter.get();
+  ropts.bus = bus;
   realtime = std::make_unique<realtime::Realtime>(*sio, chat_service, pool, presence, registry,
                                                   server.io_context(), ropts);
 
@@ -176,7 +279,13 @@ int run(const chat::config::Config& cfg) {
   }
 
   api::ApiDeps deps{chat_service, pool, registry, api_limiter.get(), auth_limiter.get(),
-                    [&] { return store->ping(); }};
+                    [&]() -> result<void> {
+                      if (auto r = store->ping(); !r) return r;
+                      if (bus && !bus->ready()) return error{errc::unavailable, "redis: not connected"};
+                      if (b.log) return b.log->ping();
+                      return {};
+                    },
+                    {}};
   deps.realtime_http = [&sio](net::Request&& req, net::Responder r) {
     sio->engine().handle_http(std::move(req), std::move(r));
   };
@@ -192,15 +301,17 @@ int run(const chat::config::Config& cfg) {
   auto connections = registry.gauge("chat_http_connections", "Open HTTP and WebSocket connections");
   registry.on_collect([&] { connections.set(static_cast<double>(server.connections())); });
 
-  spdlog::info("chatd listening on http://{}:{} (env {}, data {}, {} I/O threads)", cfg.host, port.value(),
-               cfg.node_env, cfg.data_dir, cfg.threads);
+  if (bus) bus->start();
+  spdlog::info("chatd listening on http://{}:{} (env {}, {}, {} I/O threads)", cfg.host, port.value(),
+               cfg.node_env, b.description, cfg.threads);
   server.run();
 
   // Every connection is closed (or timed out): finish the blocking work still queued, then make
-  // sure every acknowledged write is on disk before exiting.
+  // sure every acknowledged write is on disk (or acknowledged by Kafka) before exiting.
   pool.shutdown();
   store->flush();
-  store.reset();
+  if (bus) bus->stop();
+  b.close();
   spdlog::info("chatd stopped cleanly");
   return 0;
 }

@@ -100,6 +100,7 @@ result<store::MessagePage> ClusterStore::conversation_page(std::string_view conv
   auto page = base_.conversation_page(conversation_id, before_id, limit);
   if (!page) return page;
   std::vector<store::Message> extra;
+  bool older_in_window = false;  // unstored messages older than the ones taken exist
   {
     std::lock_guard lock(mu_);
     auto c = by_conversation_.find(std::string(conversation_id));
@@ -108,6 +109,7 @@ result<store::MessagePage> ClusterStore::conversation_page(std::string_view conv
     // Only the newest `limit` of them can make it into the page.
     auto begin = end;
     for (std::size_t n = 0; n < limit && begin != c->second.begin(); ++n) --begin;
+    older_in_window = begin != c->second.begin();
     for (auto it = begin; it != end; ++it) extra.push_back(it->second);
   }
   if (extra.empty()) return page;
@@ -118,7 +120,8 @@ result<store::MessagePage> ClusterStore::conversation_page(std::string_view conv
     if (!have.contains(m.id)) merged.push_back(std::move(m));
   std::sort(merged.begin(), merged.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
   store::MessagePage out;
-  out.has_more = page->has_more;
+  // The database may not have the older window messages yet: they still make a next page.
+  out.has_more = page->has_more || older_in_window;
   if (merged.size() > limit) {
     out.has_more = true;
     merged.erase(merged.begin(), merged.end() - static_cast<std::ptrdiff_t>(limit));

@@ -90,15 +90,28 @@ struct Realtime::Impl : std::enable_shared_from_this<Realtime::Impl> {
   Options opts;
   boost::asio::steady_timer presence_timer;
   std::atomic<bool> presence_armed{false};
+  bus::Bus* bus;
+  const Presence& view;  ///< who clients are told is online
   metrics::Gauge sockets_gauge;
   metrics::Counter messages_in, messages_rejected;
+  metrics::Histogram fanout_latency;
 
   Impl(socketio::Server& sio, ChatService& c, TaskPool& p, LocalPresence& pr, metrics::Registry& m,
        boost::asio::io_context& ioc, Options o)
-      : nsp(sio.of("/")), chat(c), pool(p), presence(pr), opts(o), presence_timer(ioc) {
+      : nsp(sio.of("/")),
+        chat(c),
+        pool(p),
+        presence(pr),
+        opts(o),
+        presence_timer(ioc),
+        bus(o.bus),
+        view(o.bus ? o.bus->presence() : static_cast<const Presence&>(pr)) {
     sockets_gauge = m.gauge("chat_socketio_sockets", "Connected Socket.IO sockets");
     messages_in = m.counter("chat_messages_received_total", "Messages accepted from sockets for storage");
     messages_rejected = m.counter("chat_messages_rejected_total", "sendMessage events refused (validation, rate limit, busy)");
+    fanout_latency = m.histogram("chat_message_fanout_seconds",
+                                 "From a message's creation to its hand-off to local sockets and the bus (includes the durable write)",
+                                 {0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5});
   }
 
   void wire() {
@@ -119,6 +132,15 @@ struct Realtime::Impl : std::enable_shared_from_this<Realtime::Impl> {
     chat.on_message([weak](const store::Message& m, std::string_view origin) {
       if (auto self = weak.lock()) self->deliver(m, origin);
     });
+    if (bus) {
+      bus->on_user_event([weak](bus::UserEvent&& ev) {
+        if (auto self = weak.lock())
+          self->nsp.emit_to(user_room(ev.user_id), ev.payload, ev.except_origin, ev.recoverable);
+      });
+      bus->on_presence([weak](const std::string& user_id, bool online) {
+        if (auto self = weak.lock()) self->presence_changed(user_id, online);
+      });
+    }
   }
 
   // ---- connect ------------------------------------------------------------------------------
@@ -169,7 +191,9 @@ struct Realtime::Impl : std::enable_shared_from_this<Realtime::Impl> {
     if (u->full_presence) s->join("presence:full");
     if (u->delta_presence) s->join("presence:delta");
     sockets_gauge.inc();
-    if (presence.connect(u->user_id)) presence_changed(u->user_id, true);
+    // With a bus, presence changes come back from it (cluster-wide), local ones included.
+    if (bus) bus->user_connected(u->user_id);
+    if (presence.connect(u->user_id) && !bus) presence_changed(u->user_id, true);
     if (u->full_presence) s->emit(online_users_event());
   }
 
@@ -177,14 +201,15 @@ struct Realtime::Impl : std::enable_shared_from_this<Realtime::Impl> {
     const auto* u = std::any_cast<SocketUser>(&s->data);
     if (!u) return;
     sockets_gauge.dec();
-    if (presence.disconnect(u->user_id)) presence_changed(u->user_id, false);
+    if (bus) bus->user_disconnected(u->user_id);
+    if (presence.disconnect(u->user_id) && !bus) presence_changed(u->user_id, false);
   }
 
   // ---- presence -----------------------------------------------------------------------------
 
   std::string online_users_event() const {
     json::array ids;
-    for (auto& id : presence.online_users()) ids.emplace_back(std::move(id));
+    for (auto& id : view.online_users()) ids.emplace_back(std::move(id));
     return json::serialize(json::array{"getOnlineUsers", std::move(ids)});
   }
 
@@ -276,7 +301,7 @@ struct Realtime::Impl : std::enable_shared_from_this<Realtime::Impl> {
     json::object body;
     body["from"] = u.user_id;
     body["isTyping"] = is_typing;
-    nsp.emit_to(user_room(to), json::serialize(json::array{"typing", body}), {}, false);
+    emit_user(to, json::serialize(json::array{"typing", body}), {}, false);
   }
 
   void mark_read(const SocketUser& u, const json::object* payload, Ack ack) {
@@ -293,7 +318,7 @@ struct Realtime::Impl : std::enable_shared_from_this<Realtime::Impl> {
       json::object body;
       body["by"] = user;
       body["upTo"] = r.value();
-      self->nsp.emit_to(user_room(peer), json::serialize(json::array{"messagesRead", body}));
+      self->emit_user(peer, json::serialize(json::array{"messagesRead", body}));
       json::object reply;
       reply["upTo"] = r.value();
       ack_ok(ack, std::move(reply));
@@ -303,11 +328,19 @@ struct Realtime::Impl : std::enable_shared_from_this<Realtime::Impl> {
 
   // ---- delivery -----------------------------------------------------------------------------
 
+  /// To every socket of `user_id`: this process's directly, the other instances' via the bus.
+  void emit_user(const std::string& user_id, std::string payload, std::string_view except = {},
+                 bool recoverable = true) {
+    nsp.emit_to(user_room(user_id), payload, except, recoverable);
+    if (bus) bus->publish(bus::UserEvent{user_id, std::move(payload), std::string(except), recoverable});
+  }
+
   /// Every stored message (socket or REST): to the receiver's sockets and the sender's other ones.
   void deliver(const store::Message& m, std::string_view origin) {
     std::string event = json::serialize(json::array{"newMessage", api::message_json(m)});
-    nsp.emit_to(user_room(m.receiver_id), event);
-    nsp.emit_to(user_room(m.sender_id), event, origin);
+    emit_user(m.receiver_id, event);
+    emit_user(m.sender_id, std::move(event), origin);
+    fanout_latency.observe(static_cast<double>(std::max<std::int64_t>(0, now_ms() - m.created_at)) / 1000.0);
   }
 };
 

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <memory>
 
+#include "bus/bus.hpp"
 #include "chat/chat_service.hpp"
 #include "chat/presence.hpp"
 #include "core/task_pool.hpp"
@@ -18,9 +19,13 @@ struct Options {
   /// getOnlineUsers broadcasts are coalesced to at most one per interval.
   std::chrono::milliseconds presence_interval{250};
   ratelimit::RateLimiter* message_limiter = nullptr;  ///< per user; nullptr: off
+  /// Cluster mode: events for users reach their sockets on other instances through the bus, and
+  /// presence is the bus's cluster-wide view. nullptr (embedded): this process is everything.
+  bus::Bus* bus = nullptr;
 };
 
 /// Wires the "/" namespace of `sio` to `chat`. Construct before serving; thread-safe after.
+/// `presence` counts this process's sockets; with a bus, the bus's view is what clients see.
 class Realtime {
  public:
   Realtime(socketio::Server& sio, ChatService& chat, TaskPool& pool, LocalPresence& presence,

@@ -165,6 +165,25 @@ TEST(ClusterStore, MergedPagesKeepTheLimitAndPaginate) {
   EXPECT_EQ(page_texts(store, p->messages.front().id, 3), (std::vector<std::string>{"m0", "m1"}));
 }
 
+TEST(ClusterStore, UnstoredOlderMessagesStillMakeANextPage) {
+  // The database has the two newest (stored by a worker) but not the oldest yet.
+  fakes::FakeStore base;
+  ManualLog log;
+  ClusterStore store(base, log, nullptr, {});
+  for (int i = 0; i < 3; ++i) {
+    Captured c;
+    store.append_message(message("m" + std::to_string(i)), c.cb());
+    log.ack_next();
+    if (i > 0) base.append_message(log.appended.back(), [](auto) {});
+  }
+  auto p = store.conversation_page(store::direct_conversation_id(kAlice, kBob), "", 2);
+  ASSERT_TRUE(p.ok());
+  ASSERT_EQ(p->messages.size(), 2u);
+  EXPECT_EQ(p->messages.front().text, "m1");
+  EXPECT_TRUE(p->has_more) << "m0 is only in the window, and still older";
+  EXPECT_EQ(page_texts(store, p->messages.front().id, 2), std::vector<std::string>{"m0"});
+}
+
 TEST(ClusterStore, ARetryOfAnAcknowledgedSendIsADuplicateAnsweredAtOnce) {
   fakes::FakeStore base;
   ManualLog log;
