@@ -2,12 +2,15 @@
 # Builds everything and runs every test: unit + integration tests on the optimised build, each
 # fuzz target for CHAT_FUZZ_SECONDS (default 60; 0 skips), then the unit + integration tests
 # again under AddressSanitizer + UndefinedBehaviorSanitizer. Exits non-zero on any failure.
-# CHAT_SKIP_ASAN=1 skips the sanitizer pass (quicker local runs).
+# The cluster-mode tests (CTest label "services") start Redis, Kafka, FerretDB, nginx and
+# Prometheus themselves; scripts/install-services.sh installs them first (idempotent, cached in
+# ~/.cache/chatd). CHAT_SKIP_ASAN=1 skips the sanitizer pass (quicker local runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
 scripts/build.sh release
 scripts/build-web.sh
+scripts/install-services.sh
 (cd build && ctest --output-on-failure -j "$jobs" --timeout 600)
 fuzz_seconds=${CHAT_FUZZ_SECONDS:-60}
 if [ "$fuzz_seconds" != 0 ]; then

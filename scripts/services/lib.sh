@@ -105,6 +105,9 @@ watch_parent() {
       kill -0 "$svc" 2>/dev/null || exit 0
       sleep 1
     done
+    # The pid file gone (the test removed its temp dir) cannot tell a reused pid apart: the
+    # service is still ours if it is still alive, since the loop above just saw it.
+    if [ ! -e "$pidfile" ]; then kill "$svc" 2>/dev/null; exit 0; fi
     [ "$(cat "$pidfile" 2>/dev/null)" = "$svc" ] && exec "$@"' \
     watcher "$parent" "$svc_pid" "$pidfile" "$@" </dev/null >/dev/null 2>&1 &
 }

@@ -1,0 +1,198 @@
+// Test harness for cluster mode: Redis, Kafka (KRaft), FerretDB and nginx started natively on
+// loopback through scripts/services/*.sh (each dies with this test process: --watch-pid), then
+// N chatd instances and chat-workers pointed at them. Every port is picked free at start.
+import { execFile, spawn } from 'node:child_process';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+import { MongoClient } from 'mongodb';
+
+import { JWT_SECRET, makeTempDir, startChatd, waitForListening } from './chatd.mjs';
+
+const run = promisify(execFile);
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+export const SCRIPTS = process.env.CHAT_SCRIPTS || path.resolve(HERE, '../../../scripts');
+export const WORKER_BIN = process.env.CHAT_WORKER_BIN || path.resolve(HERE, '../../../build/bin/chat-worker');
+
+const workers = new Set();
+process.on('exit', () => {
+  for (const w of workers) {
+    try {
+      w.kill('SIGKILL');
+    } catch {
+      // gone
+    }
+  }
+});
+
+/** A port nobody listens on right now. */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.unref();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Runs scripts/services/<script> with args; rejects with its output on failure. */
+export async function service(script, args, { timeoutMs = 180000 } = {}) {
+  try {
+    const r = await run('bash', [path.join(SCRIPTS, 'services', script), ...args], {
+      timeout: timeoutMs,
+      maxBuffer: 16 << 20,
+    });
+    return r.stdout;
+  } catch (e) {
+    throw new Error(`${script} ${args.join(' ')} failed: ${e.message}\n${e.stdout || ''}\n${e.stderr || ''}`);
+  }
+}
+
+const watch = () => ['--watch-pid', String(process.pid)];
+
+export async function startRedis({ cluster = false } = {}) {
+  const dir = makeTempDir('chat-redis-');
+  if (!cluster) {
+    const port = await freePort();
+    await service('redis.sh', ['start', '--dir', dir, '--port', String(port), ...watch()]);
+    return {
+      dir,
+      ports: [port],
+      url: `redis://127.0.0.1:${port}`,
+      stop: () => service('redis.sh', ['stop', '--dir', dir]),
+      start: () => service('redis.sh', ['start', '--dir', dir, '--port', String(port), ...watch()]),
+    };
+  }
+  const ports = [await freePort(), await freePort(), await freePort()];
+  await service('redis.sh', ['start-cluster', '--dir', dir, '--ports', ports.join(','), ...watch()]);
+  return {
+    dir,
+    ports,
+    url: ports.map((p) => `redis://127.0.0.1:${p}`).join(','),
+    stop: () => service('redis.sh', ['stop', '--dir', dir]),
+    start: () => service('redis.sh', ['start-cluster', '--dir', dir, '--ports', ports.join(','), ...watch()]),
+  };
+}
+
+export async function startKafka({ partitions = 6 } = {}) {
+  const dir = makeTempDir('chat-kafka-');
+  const port = await freePort();
+  const cport = await freePort();
+  await service('kafka.sh', ['start', '--dir', dir, '--port', String(port), '--controller-port', String(cport),
+    '--partitions', String(partitions), ...watch()], { timeoutMs: 240000 });
+  return {
+    dir,
+    brokers: `127.0.0.1:${port}`,
+    stop: () => service('kafka.sh', ['stop', '--dir', dir], { timeoutMs: 60000 }),
+    start: () => service('kafka.sh', ['start', '--dir', dir, ...watch()], { timeoutMs: 240000 }),
+    tool: (cls, ...args) => service('kafka.sh', ['run', '--dir', dir, cls, ...args], { timeoutMs: 120000 }),
+  };
+}
+
+export async function startFerret() {
+  const dir = makeTempDir('chat-ferret-');
+  const port = await freePort();
+  const start = () => service('ferretdb.sh', ['start', '--dir', dir, '--port', String(port), ...watch()]);
+  await start();
+  return {
+    dir,
+    port,
+    uri: (db = 'chat') => `mongodb://127.0.0.1:${port}/${db}`,
+    stop: () => service('ferretdb.sh', ['stop', '--dir', dir]),
+    start,
+  };
+}
+
+export async function startNginx(upstreamPorts) {
+  const dir = makeTempDir('chat-nginx-');
+  const port = await freePort();
+  await service('nginx.sh', ['start', '--dir', dir, '--port', String(port), '--upstreams', upstreamPorts.join(','),
+    '--sticky', 'cookie', ...watch()]);
+  return {
+    dir,
+    port,
+    url: `http://127.0.0.1:${port}`,
+    reload: (ports) => service('nginx.sh', ['reload', '--dir', dir, '--upstreams', ports.join(','), '--sticky', 'cookie']),
+    stop: () => service('nginx.sh', ['stop', '--dir', dir]),
+  };
+}
+
+/** chatd in cluster mode on a fixed port (so nginx's upstream survives a restart). */
+export async function startClusterChatd({ port, instance, mongoUri, redisUrl, kafkaBrokers, topic, env = {}, args = [] }) {
+  return startChatd({
+    args: ['--port', String(port), ...args],
+    env: {
+      MONGODB_URI: mongoUri,
+      REDIS_URL: redisUrl,
+      KAFKA_BROKERS: kafkaBrokers,
+      KAFKA_TOPIC: topic,
+      INSTANCE_ID: instance,
+      HEARTBEAT_INTERVAL: '500ms',
+      PRESENCE_TTL: '3s',
+      KAFKA_DELIVERY_TIMEOUT: '30s',
+      ...env,
+    },
+    timeoutMs: 30000,
+  });
+}
+
+/** A chat-worker; resolves once its metrics endpoint is up. */
+export async function startWorker({ mongoUri, kafkaBrokers, topic, group = 'chat-worker', env = {} }) {
+  const proc = spawn(WORKER_BIN, [], {
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME || '/tmp',
+      ASAN_OPTIONS: process.env.ASAN_OPTIONS,
+      UBSAN_OPTIONS: process.env.UBSAN_OPTIONS,
+      LSAN_OPTIONS: process.env.LSAN_OPTIONS,
+      MONGODB_URI: mongoUri,
+      KAFKA_BROKERS: kafkaBrokers,
+      KAFKA_TOPIC: topic,
+      KAFKA_GROUP: group,
+      METRICS_PORT: '0',
+      BATCH_WAIT_MS: '20',
+      LOG_LEVEL: 'info',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  workers.add(proc);
+  proc.on('exit', () => workers.delete(proc));
+  let out = '';
+  proc.stdout.setEncoding('utf8');
+  proc.stderr.setEncoding('utf8');
+  proc.stdout.on('data', (d) => (out += d));
+  proc.stderr.on('data', (d) => (out += d));
+  const describe = () => `chat-worker\n${out.slice(-4000)}`;
+  const port = await waitForListening(proc, /metrics on http:\/\/[^\s:]+:(\d+)/, {
+    name: 'chat-worker', bin: WORKER_BIN, timeoutMs: 30000, text: () => out, describe,
+  });
+  return {
+    proc,
+    port,
+    url: `http://127.0.0.1:${port}`,
+    output: () => out,
+    describe,
+    kill: (signal = 'SIGKILL') => {
+      proc.kill(signal);
+      return new Promise((resolve) => {
+        if (proc.exitCode !== null || proc.signalCode !== null) return resolve();
+        proc.once('exit', (code, sig) => resolve(code ?? sig));
+      });
+    },
+  };
+}
+
+/** A MongoDB client on the FerretDB (the tests' view of what the workers stored). */
+export async function mongoClient(uri) {
+  const c = new MongoClient(uri, { serverSelectionTimeoutMS: 5000, directConnection: true });
+  await c.connect();
+  return c;
+}
+
+export { JWT_SECRET };
