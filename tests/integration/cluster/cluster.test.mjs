@@ -369,10 +369,20 @@ describe('faults', () => {
   });
 
   test('restart Redis: not ready meanwhile, then delivery across instances again', async () => {
+    // Two users on one instance keep talking while Redis is away.
+    const ivy = await user('Ivy', 0);
+    const jay = await user('Jay', 0);
+    const is = await connectAs(chatd[0].url, ivy.token, { events: EVENTS, opts: { transports: ['websocket'] } });
+    const js = await connectAs(chatd[0].url, jay.token, { events: EVENTS, opts: { transports: ['websocket'] } });
     await redis.stop();
     await until(async () => (await fetch(`${chatd[0].url}/readyz`)).status === 503, {
       timeoutMs: 10000,
       message: () => 'readyz still 200 with Redis down',
+    });
+    const local = await send(is.socket, ivy, jay, 'while redis is down');
+    assert.equal(local.status, 'ok', JSON.stringify(local));
+    await until(() => js.rec.values('newMessage').some((m) => m._id === local.message._id), {
+      message: () => 'no local delivery while Redis is down',
     });
     await redis.start();
     for (const c of chatd)
