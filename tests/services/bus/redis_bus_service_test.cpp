@@ -8,6 +8,9 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <iostream>
+
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -54,8 +57,17 @@ int free_port() {
   }
 }
 
+/// Runs a service script; its output is shown only when it fails.
 int run(const std::string& cmd) {
-  int rc = std::system((cmd + " >/dev/null 2>&1").c_str());
+  char tmpl[] = "/tmp/chat-bus-run-XXXXXX";
+  int fd = ::mkstemp(tmpl);
+  if (fd >= 0) ::close(fd);
+  int rc = std::system((cmd + " >" + tmpl + " 2>&1").c_str());
+  if (rc != 0) {
+    std::ifstream f(tmpl);
+    std::cerr << "`" << cmd << "` failed (" << rc << "):\n" << f.rdbuf() << "\n";
+  }
+  std::remove(tmpl);
   return rc;
 }
 
@@ -254,7 +266,7 @@ TEST_F(RedisBusTest, PresenceIsClusterWide) {
   a.bus->stop();
   ASSERT_TRUE(wait_until([&] { return !b.online(u1) && !c.online(u1); }, 5s));
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 1000ms);
-  EXPECT_TRUE(b.saw(u1, false));
+  EXPECT_TRUE(wait_until([&] { return b.saw(u1, false); }, 2s));  // the handler runs right after the view changes
 }
 
 TEST_F(RedisBusTest, ADeadInstancesUsersGoOfflineWithinTheTtl) {
@@ -274,7 +286,7 @@ TEST_F(RedisBusTest, ADeadInstancesUsersGoOfflineWithinTheTtl) {
   auto took = std::chrono::steady_clock::now() - t0;
   EXPECT_GE(took, 900ms);    // ttl 1.5 s minus at most one heartbeat (0.5 s)
   EXPECT_LE(took, 2500ms);   // ttl + sweep period + slack
-  EXPECT_TRUE(a.saw(u, false));
+  EXPECT_TRUE(wait_until([&] { return a.saw(u, false); }, 2s));
 
   // An instance starting now does not resurrect the dead one's users.
   auto& c = add("c");
