@@ -16,6 +16,7 @@ Worker::Worker(RecordSource& source, DeadLetterSink& dead_letters, MessageSink& 
                metrics::Registry& registry, WorkerOptions options)
     : source_(source), dead_letters_(dead_letters), sink_(sink), options_(options) {
   if (options_.batch_max == 0) options_.batch_max = 1;
+  write_chunk_ = options_.batch_max;
   consumed_ = registry.counter("chat_worker_consumed_total", "Records read from the stream");
   written_ = registry.counter("chat_worker_written_total", "Messages written to the database");
   dead_letters_total_ = registry.counter("chat_worker_dead_letters_total",
@@ -167,23 +168,37 @@ bool Worker::run_once() {
   });
   if (!ok) return true;
 
-  std::size_t good_count = 0;
+  std::vector<store::Message> good;
+  good.reserve(batch.size());
+  std::size_t done = 0;  // messages of `good` already written (kept across retries)
+  std::size_t decoded_from = 0;  // batch size `good` was decoded from (a revoke shrinks it)
   ok = with_retry("database write", [&]() -> result<void> {
-    std::vector<store::Message> good;
-    good.reserve(batch.size());
-    for (const auto& rec : batch)
-      if (auto m = stream::decode_record(rec.value)) good.push_back(std::move(m.value()));
-    good_count = good.size();
-    if (good.empty()) return {};
-    auto t0 = Clock::now();
-    auto r = sink_.write(good);
-    db_duration_.observe(std::chrono::duration<double>(Clock::now() - t0).count());
-    if (!r) {
-      db_errors_.inc();
-      ++n_db_errors_;
+    if (decoded_from != batch.size()) {
+      good.clear();
+      done = 0;  // rewriting is harmless: inserts by _id
+      for (const auto& rec : batch)
+        if (auto m = stream::decode_record(rec.value)) good.push_back(std::move(m.value()));
+      decoded_from = batch.size();
     }
-    return r;
+    while (done < good.size()) {
+      const std::size_t n = std::min(write_chunk_, good.size() - done);
+      std::vector<store::Message> chunk(good.begin() + static_cast<std::ptrdiff_t>(done),
+                                        good.begin() + static_cast<std::ptrdiff_t>(done + n));
+      auto t0 = Clock::now();
+      auto r = sink_.write(chunk);
+      db_duration_.observe(std::chrono::duration<double>(Clock::now() - t0).count());
+      if (!r) {
+        db_errors_.inc();
+        ++n_db_errors_;
+        write_chunk_ = std::max<std::size_t>(1, write_chunk_ / 2);
+        return r;
+      }
+      done += n;
+    }
+    return {};
   });
+  const std::size_t good_count = good.size();
+  if (ok) write_chunk_ = std::min(options_.batch_max, write_chunk_ * 2);
   if (!ok) return true;
   written_.inc(static_cast<double>(good_count));
   n_written_ += good_count;

@@ -124,6 +124,10 @@ class Worker {
   std::atomic<bool> stop_{false};
   std::vector<Record> batch_;  // the batch in progress
   std::vector<Record> carry_;  // consumed while a batch was in retry: the next batch's start
+  // Messages per database bulk write: halved after a failed write (a bulk that outlasts the
+  // driver's socket timeout would otherwise be retried whole forever), doubled back up to
+  // batch_max after each fully written batch.
+  std::size_t write_chunk_ = 0;
   std::chrono::steady_clock::time_point next_lag_{};
 
   metrics::Counter consumed_, written_, dead_letters_total_, db_errors_, dead_letter_errors_,

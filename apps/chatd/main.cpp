@@ -308,7 +308,11 @@ int run(const chat::config::Config& cfg) {
 
   // Every connection is closed (or timed out): finish the blocking work still queued, then make
   // sure every acknowledged write is on disk (or acknowledged by Kafka) before exiting.
-  pool.shutdown();
+  // A hung dependency (e.g. a database that stopped answering) must not hold the exit for
+  // minutes: queued work that cannot start within the shutdown timeout is dropped (its clients
+  // are gone; nothing queued there was acknowledged yet).
+  if (std::size_t dropped = pool.shutdown(std::chrono::milliseconds(cfg.shutdown_timeout_ms)))
+    spdlog::warn("shutdown: dropped {} queued blocking task(s) that could not run in time", dropped);
   store->flush();
   if (bus) bus->stop();
   b.close();

@@ -26,6 +26,31 @@ bool TaskPool::post(std::function<void()> task) {
   return true;
 }
 
+std::size_t TaskPool::shutdown(std::chrono::milliseconds drain) {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  const auto deadline = std::chrono::steady_clock::now() + drain;
+  std::deque<std::function<void()>> dropped;
+  for (;;) {
+    {
+      std::lock_guard lock(mu_);
+      if (tasks_.empty()) break;
+      if (std::chrono::steady_clock::now() >= deadline) {
+        dropped.swap(tasks_);
+        break;
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  const std::size_t n = dropped.size();
+  dropped.clear();  // outside the lock: a task's captures may post or log on destruction
+  shutdown();
+  return n;
+}
+
 void TaskPool::shutdown() {
   {
     std::lock_guard lock(mu_);

@@ -2,6 +2,7 @@
 // A fixed pool of threads for blocking work (store queries, password hashing) so that I/O threads
 // never block. The queue is bounded: post() refuses work when it is full, and the caller answers
 // "503 busy" instead of letting memory grow.
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
@@ -25,6 +26,11 @@ class TaskPool {
   bool post(std::function<void()> task);
   /// Stops accepting work, finishes what is queued, joins. Idempotent.
   void shutdown();
+  /// Stops accepting work and lets the workers take queued tasks for up to `drain`; tasks still
+  /// queued then are dropped without running (a hung dependency must not hold a shutdown for
+  /// minutes: every queued task would wait out its own timeout). Returns how many were dropped.
+  /// Tasks already running are waited for. Idempotent.
+  std::size_t shutdown(std::chrono::milliseconds drain);
   std::size_t queued() const;
   std::size_t capacity() const noexcept { return max_queued_; }
 

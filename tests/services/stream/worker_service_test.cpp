@@ -235,25 +235,36 @@ TEST(WorkerService, TwoWorkersShareThePartitionsAndARebalanceLosesNothing) {
   FlakySink sink_a(db), sink_b(db);
   auto a = std::make_unique<RunningWorker>(topic, "g-shared", sink_a);
   auto b = std::make_unique<RunningWorker>(topic, "g-shared", sink_b);
-  produce(topic, 0, 200);
-  ASSERT_TRUE(test::wait_for([&] { return db.distinct() == 200; }, 40s)) << db.distinct();
+  // Until the group has settled, one member may hold every partition: keep producing (in
+  // rounds of 20, spread over the partitions) until both have written something.
+  int produced = 0;
+  auto last = std::chrono::steady_clock::now() - 1s;
+  ASSERT_TRUE(test::wait_for([&] {
+    if (a->worker->counts().written > 0 && b->worker->counts().written > 0) return true;
+    if (std::chrono::steady_clock::now() - last >= 500ms && produced < 1000) {
+      produce(topic, produced, 20);
+      produced += 20;
+      last = std::chrono::steady_clock::now();
+    }
+    return false;
+  }, 40s)) << "both members got partitions";
+  const auto total = static_cast<std::size_t>(produced);
+  ASSERT_TRUE(test::wait_for([&] { return db.distinct() == total; }, 40s)) << db.distinct();
   auto a1 = a->worker->counts().written, b1 = b->worker->counts().written;
-  EXPECT_GT(a1, 0u);  // both members got partitions
-  EXPECT_GT(b1, 0u);
-  EXPECT_EQ(a1 + b1, 200u);
+  EXPECT_EQ(a1 + b1, total);
 
   // A cannot write any more and leaves the group with an uncommitted batch in memory: B takes
   // over A's partitions from A's committed offsets and writes what A could not.
   sink_a.down = true;
-  produce(topic, 200, 200);
+  produce(topic, produced, 200);
   ASSERT_TRUE(test::wait_for([&] { return sink_a.failures.load() >= 2; }, 20s));
-  EXPECT_LT(db.distinct(), 400u);
+  EXPECT_LT(db.distinct(), total + 200);
   a->stop();
-  ASSERT_TRUE(test::wait_for([&] { return db.distinct() == 400; }, 40s)) << db.distinct();
-  ASSERT_TRUE(test::wait_for([&] { return committed_total("g-shared", topic) == 400; }, 20s))
+  ASSERT_TRUE(test::wait_for([&] { return db.distinct() == total + 200; }, 40s)) << db.distinct();
+  ASSERT_TRUE(test::wait_for([&] { return committed_total("g-shared", topic) == static_cast<std::int64_t>(total + 200); }, 20s))
       << committed_total("g-shared", topic);
   EXPECT_EQ(a->worker->counts().written, a1);
-  EXPECT_EQ(b->worker->counts().written, 400u - a1);
+  EXPECT_EQ(b->worker->counts().written, total + 200 - a1);
   for (auto& [id, n] : db.writes()) EXPECT_EQ(n, 1) << id;
   b->stop();
 }

@@ -104,6 +104,28 @@ TEST(TaskPool, ShutdownDrainsQueuedWork) {
   EXPECT_EQ(ran.load(), 200);
 }
 
+TEST(TaskPool, ShutdownWithADeadlineDropsWhatAHungTaskKeptWaiting) {
+  // One worker stuck (a dependency that does not answer), 20 tasks behind it.
+  std::atomic<int> ran{0};
+  std::promise<void> release;
+  auto release_f = release.get_future().share();
+  TaskPool pool(1, 100);
+  ASSERT_TRUE(pool.post([&] { release_f.wait_for(300ms); }));
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(pool.post([&] { ++ran; }));
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(pool.shutdown(50ms), 20u);
+  const auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_LT(took, 2s) << "waited for the running task only";
+  EXPECT_EQ(ran.load(), 0);
+  EXPECT_FALSE(pool.post([&] { ++ran; }));
+
+  // A pool that drains in time drops nothing.
+  TaskPool quick(2, 100);
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(quick.post([&] { ++ran; }));
+  EXPECT_EQ(quick.shutdown(5s), 0u);
+  EXPECT_EQ(ran.load(), 20);
+}
+
 TEST(TaskPool, DestructorDrainsQueuedWork) {
   std::atomic<int> ran{0};
   {

@@ -108,9 +108,11 @@ class FakeSink : public MessageSink {
   std::vector<store::Message> written;  // every successful write, in order (duplicates kept)
   int failures_left = 0;
   int calls = 0;
+  std::vector<std::size_t> sizes;  // of every call, failed ones included
   std::function<void()> on_write;
   result<void> write(const std::vector<store::Message>& batch) override {
     ++calls;
+    sizes.push_back(batch.size());
     if (on_write) on_write();
     if (failures_left > 0) {
       --failures_left;
@@ -212,7 +214,8 @@ TEST(Worker, SinkFailurePausesRetriesThenCommitsOnce) {
     }
   };
   h.drain();
-  EXPECT_EQ(h.sink.calls, 5);
+  // Bulks of 10 → 5 → 2 → 1 failed; then five bulks of one.
+  EXPECT_EQ(h.sink.sizes, (std::vector<std::size_t>{5, 5, 2, 1, 1, 1, 1, 1, 1}));
   EXPECT_EQ(h.sink.written.size(), 5u);  // written once, after the failures
   EXPECT_EQ(h.source.pause_calls, 1);
   EXPECT_EQ(h.source.resume_calls, 1);
@@ -221,6 +224,26 @@ TEST(Worker, SinkFailurePausesRetriesThenCommitsOnce) {
   ASSERT_EQ(h.source.commits.size(), 1u);
   EXPECT_EQ(h.source.committed[(TopicPartition{kTopic, 0})], 5);
   EXPECT_EQ(h.metric("chat_worker_db_errors_total"), "4");
+}
+
+TEST(Worker, AFailedBulkIsRetriedSmallerAndTheSizeGrowsBackAfterSuccess) {
+  // A bulk that outlasts the driver's timeout would fail the same way forever if retried whole.
+  Harness h;
+  h.options.batch_max = 8;
+  for (int i = 0; i < 8; ++i) h.source.add(0, stream::encode_record(message(i)));
+  h.sink.failures_left = 2;
+  ASSERT_TRUE(h.w().run_once());
+  EXPECT_EQ(h.sink.sizes, (std::vector<std::size_t>{8, 4, 2, 2, 2, 2}));
+  EXPECT_EQ(h.sink.written.size(), 8u);
+  for (int i = 0; i < 8; ++i) h.source.add(0, stream::encode_record(message(100 + i)));
+  h.sink.sizes.clear();
+  ASSERT_TRUE(h.w().run_once());
+  EXPECT_EQ(h.sink.sizes, (std::vector<std::size_t>{4, 4})) << "doubled back after the success";
+  for (int i = 0; i < 8; ++i) h.source.add(0, stream::encode_record(message(200 + i)));
+  h.sink.sizes.clear();
+  ASSERT_TRUE(h.w().run_once());
+  EXPECT_EQ(h.sink.sizes, (std::vector<std::size_t>{8}));
+  EXPECT_EQ(h.source.committed[(TopicPartition{kTopic, 0})], 24);
 }
 
 TEST(Worker, BackoffGrowsExponentiallyToTheCap) {
