@@ -53,6 +53,14 @@ start_node() {
     stop_pidfile "$pidfile" 2
     die "redis on port $p did not start"
   fi
+  # Whoever answered must be the server just spawned: another one that took the port between
+  # require_port_free and the bind (a concurrent test) would answer the ping too.
+  local owner
+  owner=$(redis-cli -h 127.0.0.1 -p "$p" info server 2>/dev/null | tr -d '\r' | sed -n 's/^process_id://p')
+  if [ "$owner" != "$(cat "$pidfile")" ]; then
+    stop_pidfile "$pidfile" 2
+    die "port $p was taken by another redis (pid ${owner:-?}) while this one started"
+  fi
   watch_parent "$watch_pid" "$pidfile" "$0" stop --dir "$dir" --port "$p"
   log "started on 127.0.0.1:$p (pid $(cat "$pidfile"), $(($(now_ms) - t0)) ms)"
 }

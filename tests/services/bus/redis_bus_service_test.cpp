@@ -49,7 +49,9 @@ bool port_free(int port) {
 
 // A free port whose cluster bus port (+10000) is free too.
 int free_port() {
-  static std::mt19937 rng(static_cast<unsigned>(::getpid()) ^ static_cast<unsigned>(now_ms()));
+  // Seeded from the OS: two test processes started the same millisecond (ctest -j) with pid and
+  // time XOR-ing to one seed picked the same port and shared one Redis.
+  static std::mt19937 rng(std::random_device{}());
   std::uniform_int_distribution<int> dist(20000, 45000);
   for (;;) {
     int p = dist(rng);
