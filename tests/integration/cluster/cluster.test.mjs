@@ -265,9 +265,13 @@ describe('faults', () => {
     const opts = { transports: ['websocket'], reconnection: true, reconnectionDelay: 200, reconnectionDelayMax: 1000 };
     const was = await sockets();
     d = await connectAs(nginx.url, dave.token, { events: EVENTS, opts });
-    const now = await sockets();
-    daveAt = now.findIndex((n, i) => n > was[i]);
-    assert.ok(daveAt >= 0, 'no instance counted dave\'s socket');
+    // The gauge moves when the server's connection handler has run, which may be just after
+    // the client saw its CONNECT reply.
+    await until(async () => {
+      const now = await sockets();
+      daveAt = now.findIndex((n, i) => n > was[i]);
+      return daveAt >= 0;
+    }, { timeoutMs: 5000, message: () => "no instance counted dave's socket" });
     e = await connectAs(nginx.url, erin.token, { events: EVENTS, opts });
   });
 
