@@ -5,37 +5,16 @@
 #include <optional>
 #include <vector>
 
+#include "config/settings.hpp"
+
 namespace chat::worker {
 namespace {
 
-using Setter = std::function<std::optional<std::string>(WorkerConfig&, const std::string&)>;
+using Setting = config::Setting<WorkerConfig>;
+using config::integer;
 
-struct Setting {
-  const char* flag;
-  const char* env;
-  const char* hint;
-  const char* help;
-  Setter set;
-};
-
-template <class Int>
-Setter integer(Int WorkerConfig::*field, long long lo, long long hi) {
-  return [=](WorkerConfig& c, const std::string& v) -> std::optional<std::string> {
-    long long x = 0;
-    auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), x);
-    if (ec != std::errc{} || p != v.data() + v.size() || x < lo || x > hi)
-      return "an integer in " + std::to_string(lo) + ".." + std::to_string(hi);
-    c.*field = static_cast<Int>(x);
-    return std::nullopt;
-  };
-}
-
-Setter text(std::string WorkerConfig::*field) {
-  return [=](WorkerConfig& c, const std::string& v) -> std::optional<std::string> {
-    if (v.empty()) return "a non-empty value";
-    c.*field = v;
-    return std::nullopt;
-  };
+config::Setter<WorkerConfig> text(std::string WorkerConfig::*field) {
+  return config::text<WorkerConfig>(field, false);
 }
 
 const std::vector<Setting>& settings() {
@@ -68,14 +47,7 @@ const std::vector<Setting>& settings() {
        "how long a batch waits for more records after its first (default 20)",
        integer(&WorkerConfig::batch_wait_ms, 0, 60000)},
       {"log-level", "LOG_LEVEL", "LEVEL", "trace, debug, info, warn, error, critical, off",
-       [](WorkerConfig& c, const std::string& v) -> std::optional<std::string> {
-         for (const char* l : {"trace", "debug", "info", "warn", "error", "critical", "off"})
-           if (v == l) {
-             c.log_level = v;
-             return std::nullopt;
-           }
-         return "one of trace, debug, info, warn, error, critical, off";
-       }},
+       config::log_level<WorkerConfig>(&WorkerConfig::log_level)},
   };
   return s;
 }
@@ -85,42 +57,11 @@ const std::vector<Setting>& settings() {
 result<LoadedWorkerConfig> load_worker_config(int argc, const char* const* argv,
                                               const std::map<std::string, std::string>& env) {
   LoadedWorkerConfig out;
-  std::map<std::string, std::string> flags;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (arg == "-h" || arg == "--help") {
-      out.help = true;
-      continue;
-    }
-    if (!arg.starts_with("--"))
-      return error{errc::invalid_argument, "unexpected argument '" + arg + "' (see --help)"};
-    std::string name = arg.substr(2), value;
-    if (auto eq = name.find('='); eq != std::string::npos) {
-      value = name.substr(eq + 1);
-      name = name.substr(0, eq);
-    } else if (i + 1 < argc) {
-      value = argv[++i];
-    } else {
-      return error{errc::invalid_argument, "missing value for --" + name};
-    }
-    bool known = false;
-    for (const auto& s : settings()) known = known || name == s.flag;
-    if (!known) return error{errc::invalid_argument, "unknown flag --" + name + " (see --help)"};
-    flags[name] = value;
-  }
+  auto args = config::parse_args(argc, argv, [](std::string_view name) { return config::has_flag(settings(), name); });
+  if (!args) return args.err();
+  out.help = args->help;
   if (out.help) return out;
-  for (const auto& s : settings()) {
-    const std::string* value = nullptr;
-    if (auto it = flags.find(s.flag); it != flags.end())
-      value = &it->second;
-    else if (auto e = env.find(s.env); e != env.end() && !e->second.empty())  // "" = unset
-      value = &e->second;
-    if (!value) continue;
-    if (auto expected = s.set(out.config, *value))
-      return error{errc::invalid_argument, "invalid value for --" + std::string(s.flag) + "/" +
-                                               s.env + ": '" + *value + "' (expected " +
-                                               *expected + ")"};
-  }
+  if (auto applied = config::apply(out.config, settings(), *args, env); !applied) return applied.err();
   auto& c = out.config;
   if (c.brokers.empty())
     return error{errc::invalid_argument, "KAFKA_BROKERS (--kafka-brokers) is required"};
@@ -141,7 +82,7 @@ std::string worker_help_text() {
       "upserts, offsets committed after the write, undecodable records to a dead-letter topic.\n"
       "Every flag has an environment variable (flags win). Metrics on /metrics, /healthz.\n\n";
   for (const auto& s : settings())
-    out += "  --" + std::string(s.flag) + " " + s.hint + "  (" + s.env + ")\n      " + s.help + "\n";
+    out += "  --" + std::string(s.flag) + " " + s.value_hint + "  (" + s.env + ")\n      " + s.help + "\n";
   out += "  -h, --help\n      print this help and exit\n";
   return out;
 }

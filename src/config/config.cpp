@@ -9,6 +9,7 @@
 #include <sstream>
 #include <thread>
 
+#include "config/settings.hpp"
 #include "core/time.hpp"
 
 extern char** environ;
@@ -16,34 +17,15 @@ extern char** environ;
 namespace chat::config {
 namespace {
 
-using Setter = std::function<std::optional<std::string>(Config&, const std::string&)>;
-
-struct Setting {
-  const char* flag;  // without "--"
-  const char* env;   // "" when none
-  const char* value_hint;
-  const char* help;
-  Setter set;  // returns an explanation of what is expected, when the value is invalid
-};
+using Setter = config::Setter<Config>;
+using Setting = config::Setting<Config>;
 
 template <class Int>
 Setter integer(Int Config::*field, long long lo, long long hi) {
-  return [=](Config& c, const std::string& v) -> std::optional<std::string> {
-    long long x = 0;
-    auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), x);
-    if (ec != std::errc{} || p != v.data() + v.size() || x < lo || x > hi)
-      return "an integer in " + std::to_string(lo) + ".." + std::to_string(hi);
-    c.*field = static_cast<Int>(x);
-    return std::nullopt;
-  };
+  return config::integer<Config, Int>(field, lo, hi);
 }
-
 Setter text(std::string Config::*field, bool allow_empty = true) {
-  return [=](Config& c, const std::string& v) -> std::optional<std::string> {
-    if (!allow_empty && v.empty()) return "a non-empty value";
-    c.*field = v;
-    return std::nullopt;
-  };
+  return config::text<Config>(field, allow_empty);
 }
 
 Setter duration_ms(std::int64_t Config::*field) {
@@ -190,15 +172,7 @@ const std::vector<Setting>& settings() {
        "sendMessage events per user (default 200/10s; off disables)",
        rate_limit(&Config::message_limit)},
       {"log-level", "LOG_LEVEL", "LEVEL", "trace, debug, info, warn, error, off (default info)",
-       [](Config& c, const std::string& v) -> std::optional<std::string> {
-         static const char* levels[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
-         for (const char* l : levels)
-           if (v == l) {
-             c.log_level = v;
-             return std::nullopt;
-           }
-         return "one of trace, debug, info, warn, error, critical, off";
-       }},
+       config::log_level<Config>(&Config::log_level)},
       {"web-dir", "WEB_DIR", "DIR", "built web client to serve (default web/dist)",
        text(&Config::web_dir)},
       {"mongodb-uri", "MONGODB_URI", "URI",
@@ -275,12 +249,9 @@ std::map<std::string, std::string> process_env() {
   return env;
 }
 
-result<Loaded> load(int argc, const char* const* argv,
-                    const std::map<std::string, std::string>& env) {
-  Loaded out;
-  std::map<std::string, std::string> flags;  // flag name → value
-  std::string env_file = env.contains("ENV_FILE") ? env.at("ENV_FILE") : ".env";
-  bool env_file_explicit = env.contains("ENV_FILE");
+result<Args> parse_args(int argc, const char* const* argv,
+                        const std::function<bool(std::string_view)>& known) {
+  Args out;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "-h" || arg == "--help") {
@@ -298,17 +269,28 @@ result<Loaded> load(int argc, const char* const* argv,
     } else {
       return error{errc::invalid_argument, "missing value for --" + name};
     }
-    if (name == "env-file") {
-      env_file = value;
-      env_file_explicit = true;
-      continue;
-    }
-    bool known = false;
-    for (const auto& s : settings()) known = known || name == s.flag;
-    if (!known) return error{errc::invalid_argument, "unknown flag --" + name + " (see --help)"};
-    flags[name] = value;
+    if (!known(name)) return error{errc::invalid_argument, "unknown flag --" + name + " (see --help)"};
+    out.flags[name] = value;
   }
+  return out;
+}
+
+result<Loaded> load(int argc, const char* const* argv,
+                    const std::map<std::string, std::string>& env) {
+  Loaded out;
+  auto args = parse_args(argc, argv, [](std::string_view name) {
+    return name == "env-file" || has_flag(settings(), name);
+  });
+  if (!args) return args.err();
+  out.help = args->help;
   if (out.help) return out;
+  const auto& flags = args->flags;
+  std::string env_file = env.contains("ENV_FILE") ? env.at("ENV_FILE") : ".env";
+  bool env_file_explicit = env.contains("ENV_FILE");
+  if (auto f = flags.find("env-file"); f != flags.end()) {
+    env_file = f->second;
+    env_file_explicit = true;
+  }
 
   std::map<std::string, std::string> dotenv;
   if (std::ifstream f(env_file); f) {
@@ -318,19 +300,7 @@ result<Loaded> load(int argc, const char* const* argv,
   } else if (env_file_explicit) {
     return error{errc::invalid_argument, "cannot read env file '" + env_file + "'"};
   }
-
-  for (const auto& s : settings()) {
-    const std::string* value = nullptr;
-    if (auto it = flags.find(s.flag); it != flags.end()) value = &it->second;
-    // An empty variable counts as unset (docker-compose turns an unset ${VAR} into "").
-    else if (auto e = env.find(s.env); *s.env && e != env.end() && !e->second.empty()) value = &e->second;
-    else if (auto d = dotenv.find(s.env); *s.env && d != dotenv.end() && !d->second.empty()) value = &d->second;
-    if (!value) continue;
-    if (auto expected = s.set(out.config, *value))
-      return error{errc::invalid_argument, "invalid value for --" + std::string(s.flag) +
-                                               (*s.env ? "/" + std::string(s.env) : "") + ": '" +
-                                               *value + "' (expected " + *expected + ")"};
-  }
+  if (auto applied = apply(out.config, settings(), *args, env, dotenv); !applied) return applied.err();
 
   Config& c = out.config;
   if (c.production() && c.jwt_secret.empty())
