@@ -151,7 +151,17 @@ result<store::User> ChatService::authenticate(std::string_view token) const {
   if (!is_object_id(claims->user_id)) return error{errc::unauthorized, "Invalid token"};
   auto user = store_.user_by_id(claims->user_id);
   if (!user && user.code() == errc::not_found) return error{errc::not_found, "User not found"};
+  if (user) remember_user(user->id);
   return user;
+}
+
+result<std::optional<std::string>> ChatService::authenticate_known(std::string_view token) const {
+  auto claims = jwt_.verify(token, now_ms() / 1000);
+  if (!claims) return claims.err();
+  if (!is_object_id(claims->user_id)) return error{errc::unauthorized, "Invalid token"};
+  std::string id = to_lower_ascii(claims->user_id);
+  if (!known_user(id)) return std::optional<std::string>{};
+  return std::optional<std::string>{std::move(id)};
 }
 
 result<store::User> ChatService::update_profile(std::string_view user_id, const ProfileInput& in) {
@@ -226,7 +236,7 @@ bool ChatService::known_user(std::string_view id) const {
   return known_users_.contains(std::string(id));
 }
 
-void ChatService::remember_user(const std::string& id) {
+void ChatService::remember_user(const std::string& id) const {
   std::unique_lock lock(known_mu_);
   if (known_users_.size() >= kMaxKnownUsers) known_users_.clear();
   known_users_.insert(id);

@@ -84,6 +84,10 @@ class ChatService {
   result<AuthResult> login(std::string_view email, std::string_view password);
   /// Blocking. unauthorized (token) or not_found "User not found" (deleted user).
   result<store::User> authenticate(std::string_view token) const;
+  /// Non-blocking: checks the token and, when its user is already known to exist (seen by this
+  /// process: users are never deleted), returns the user id without a store read. unauthorized
+  /// for a bad token; nullopt when the user must be looked up (call authenticate() from the pool).
+  result<std::optional<std::string>> authenticate_known(std::string_view token) const;
   result<store::User> update_profile(std::string_view user_id, const ProfileInput& in);
   /// Blocking. Every user but `user_id`, ordered by name, with presence, unread count and last
   /// message of the conversation with the caller (two store queries however many users).
@@ -122,7 +126,7 @@ class ChatService {
   result<std::string> store_image(const Image& image);
   void append(SendInput&& in, std::string image_url, SendCallback&& done);
   bool known_user(std::string_view id) const;
-  void remember_user(const std::string& id);
+  void remember_user(const std::string& id) const;
   void validate_picture(std::string& url, std::optional<Image>& picture, Validation& v,
                         const char* field) const;
 
@@ -134,7 +138,7 @@ class ChatService {
   // Ids of users known to exist (users are never deleted), so that a message to a known user
   // needs no store read. Bounded: cleared when full.
   mutable std::shared_mutex known_mu_;
-  std::unordered_set<std::string> known_users_;
+  mutable std::unordered_set<std::string> known_users_;
   static constexpr std::size_t kMaxKnownUsers = 1'000'000;
 };
 

@@ -168,18 +168,28 @@ struct Realtime::Impl : std::enable_shared_from_this<Realtime::Impl> {
     std::string previous;
     if (s->recovered())
       if (auto* u = std::any_cast<SocketUser>(&s->data)) previous = u->user_id;
+    // The user id must match what the client claims and, on recovery, the session's user.
+    auto admit = [s, next](SocketUser info, const std::string& user_id, const std::string& claimed,
+                           const std::string& previous) {
+      if (!claimed.empty() && to_lower_ascii(claimed) != user_id)
+        return next(ConnectError{"Unauthorized", R"({"reason":"userId does not match the token"})"});
+      if (!previous.empty() && previous != user_id)
+        return next(ConnectError{"Unauthorized", R"({"reason":"session belongs to another user"})"});
+      info.user_id = user_id;
+      s->data = std::move(info);
+      next(std::nullopt);
+    };
+    // A valid token of a user this process already knows needs no store read: admitted here,
+    // without a hop to the blocking pool (and without the database, if it is slow or down).
+    auto known = chat.authenticate_known(token);
+    if (!known) return next(ConnectError{"Unauthorized", ""});
+    if (*known) return admit(std::move(info), **known, claimed, previous);
     auto self = shared_from_this();
-    bool posted = pool.post([self, s, next, token = std::move(token), info = std::move(info),
+    bool posted = pool.post([self, next, admit, token = std::move(token), info = std::move(info),
                              claimed = std::move(claimed), previous = std::move(previous)]() mutable {
       auto user = self->chat.authenticate(token);
       if (!user) return next(ConnectError{"Unauthorized", ""});
-      if (!claimed.empty() && to_lower_ascii(claimed) != user->id)
-        return next(ConnectError{"Unauthorized", R"({"reason":"userId does not match the token"})"});
-      if (!previous.empty() && previous != user->id)
-        return next(ConnectError{"Unauthorized", R"({"reason":"session belongs to another user"})"});
-      info.user_id = user->id;
-      s->data = std::move(info);
-      next(std::nullopt);
+      admit(std::move(info), user->id, claimed, previous);
     });
     if (!posted) next(ConnectError{"Server busy, retry", ""});
   }

@@ -376,6 +376,26 @@ TEST_F(ChatServiceTest, AuthenticateDeletedUserIsNotFound) {
   EXPECT_EQ(r.err().message, "User not found");
 }
 
+TEST_F(ChatServiceTest, AuthenticateKnownSkipsTheStoreOnlyForUsersSeenBefore) {
+  store::User u = insert_user("alice");
+  const std::string token = jwt_.sign(u.id, now_ms() / 1000);
+  auto first = service_.authenticate_known(token);
+  ASSERT_TRUE(first.ok());
+  EXPECT_FALSE(first->has_value()) << "never seen: must be looked up";
+  ASSERT_TRUE(service_.authenticate(token).ok());
+  auto again = service_.authenticate_known(token);
+  ASSERT_TRUE(again.ok());
+  ASSERT_TRUE(again->has_value());
+  EXPECT_EQ(**again, u.id);
+  // A bad token is refused at once, known user or not.
+  auth::JwtCodec other("another-secret-another-secret-xx", 3600);
+  auto bad = service_.authenticate_known(other.sign(u.id, now_ms() / 1000));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.code(), errc::unauthorized);
+  auto expired = service_.authenticate_known(jwt_.sign(u.id, now_ms() / 1000 - 2 * 3600));
+  EXPECT_FALSE(expired.ok());
+}
+
 // ---- validate_send ----
 
 TEST_F(ChatServiceTest, ValidateSendAcceptsTextAndImages) {
