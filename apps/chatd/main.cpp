@@ -63,9 +63,9 @@ chat::result<std::string> embedded_jwt_secret(const std::string& data_dir) {
   return secret;
 }
 
-/// The storage and cluster backends, chosen by configuration. Only this file names them.
 using namespace chat;
 
+/// The storage and cluster backends, chosen by configuration. Only this file names them.
 struct Backends {
   std::unique_ptr<store::SqliteStore> sqlite;   // embedded
   std::unique_ptr<store::MongoStore> mongo;     // cluster
