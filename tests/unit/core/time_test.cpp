@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <ctime>
+#include <random>
+
 #include <chrono>
 
 namespace chat {
@@ -25,6 +29,33 @@ TEST(Time, Iso8601KnownValues) {
   EXPECT_EQ(to_iso8601(951782400000), "2000-02-29T00:00:00.000Z");  // leap day
   EXPECT_EQ(to_iso8601(-1), "1969-12-31T23:59:59.999Z");
   EXPECT_EQ(to_iso8601(-1000), "1969-12-31T23:59:59.000Z");
+  EXPECT_EQ(to_iso8601(4102444799999), "2099-12-31T23:59:59.999Z");
+  EXPECT_EQ(to_iso8601(253402300799999), "9999-12-31T23:59:59.999Z");
+  EXPECT_EQ(to_iso8601(-62135596800000), "0001-01-01T00:00:00.000Z");
+}
+
+TEST(Time, Iso8601AgreesWithGmtimeEverywhere) {
+  auto reference = [](std::int64_t ms) {
+    std::time_t secs = static_cast<std::time_t>(ms / 1000);
+    int millis = static_cast<int>(ms % 1000);
+    if (millis < 0) {
+      millis += 1000;
+      --secs;
+    }
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, millis);
+    return std::string(buf);
+  };
+  std::mt19937_64 rng(42);
+  // 1900 .. 2400, every kind of day, leap years and centuries included.
+  std::uniform_int_distribution<std::int64_t> dist(-2208988800000LL, 13569465600000LL);
+  for (int i = 0; i < 200000; ++i) {
+    const std::int64_t ms = dist(rng);
+    ASSERT_EQ(to_iso8601(ms), reference(ms)) << ms;
+  }
 }
 
 TEST(Time, DurationsLikeTheMsLibrary) {
