@@ -18,6 +18,10 @@
 #include <thread>
 #include <vector>
 
+#include <gtest/gtest.h>
+
+#include "store/store.hpp"
+
 namespace chat::test {
 
 inline std::string scripts_dir() {
@@ -206,6 +210,37 @@ bool wait_for(F pred, std::chrono::milliseconds timeout) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   return true;
+}
+
+/// The broker of a test executable: started once before its tests and removed after them by
+/// KafkaEnvironment (register it: ::testing::AddGlobalTestEnvironment(new KafkaEnvironment)).
+inline KafkaBroker* broker = nullptr;
+
+class KafkaEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    broker = new KafkaBroker();
+    broker->start();
+  }
+  void TearDown() override {
+    broker->remove();
+    delete broker;
+    broker = nullptr;
+  }
+};
+
+/// A well-formed message `seq` of conversation `conv` (ids unique per (conv, seq)).
+inline store::Message message(int conv, int seq) {
+  store::Message m;
+  char id[25];
+  std::snprintf(id, sizeof id, "%08x%016x", 0x65000000 + seq, conv);
+  m.id = id;
+  m.sender_id = "65a1b2c3d4e5f60718293a01";
+  m.receiver_id = "65a1b2c3d4e5f60718293a02";
+  m.conversation_id = "d:conv-" + std::to_string(conv);
+  m.text = "m" + std::to_string(seq);
+  m.created_at = m.updated_at = 1700000000000 + seq;
+  return m;
 }
 
 }  // namespace chat::test

@@ -18,34 +18,9 @@ using namespace chat;
 using namespace chat::worker;
 using namespace std::chrono_literals;
 
-test::KafkaBroker* broker = nullptr;
-
-class KafkaEnvironment : public ::testing::Environment {
- public:
-  void SetUp() override {
-    broker = new test::KafkaBroker();
-    broker->start();
-  }
-  void TearDown() override {
-    broker->remove();
-    delete broker;
-    broker = nullptr;
-  }
-};
-[[maybe_unused]] auto* env = ::testing::AddGlobalTestEnvironment(new KafkaEnvironment);
-
-store::Message message(int conv, int seq) {
-  store::Message m;
-  char id[25];
-  std::snprintf(id, sizeof id, "%08x%016x", 0x65000000 + seq, conv);
-  m.id = id;
-  m.sender_id = "65a1b2c3d4e5f60718293a01";
-  m.receiver_id = "65a1b2c3d4e5f60718293a02";
-  m.conversation_id = "d:conv-" + std::to_string(conv);
-  m.text = "m" + std::to_string(seq);
-  m.created_at = m.updated_at = 1700000000000 + seq;
-  return m;
-}
+using test::broker;
+using test::message;
+[[maybe_unused]] auto* env = ::testing::AddGlobalTestEnvironment(new test::KafkaEnvironment);
 
 // The database: an idempotent upsert by id that counts how often each id was written, and can
 // be told to fail.
