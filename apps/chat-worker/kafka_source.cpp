@@ -9,37 +9,14 @@
 #include <thread>
 
 #include "core/log.hpp"
+#include "stream/kafka_conf.hpp"
 
 namespace chat::worker {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-void log_cb(const rd_kafka_t*, int level, const char* fac, const char* buf) {
-  if (level <= 4)
-    spdlog::warn("kafka: {} {}", fac, buf);
-  else
-    spdlog::debug("kafka: {} {}", fac, buf);
-}
-
-void error_cb(rd_kafka_t*, int err, const char* reason, void*) {
-  // Broker-down errors repeat while the broker is away; librdkafka already coalesces them.
-  spdlog::warn("kafka: {} ({})", reason, rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err)));
-}
-
-result<rd_kafka_conf_t*> make_conf(const std::vector<std::pair<std::string, std::string>>& props) {
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  char errstr[512];
-  for (const auto& [k, v] : props) {
-    if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), errstr, sizeof errstr) != RD_KAFKA_CONF_OK) {
-      rd_kafka_conf_destroy(conf);
-      return error{errc::invalid_argument, "kafka setting " + k + ": " + errstr};
-    }
-  }
-  rd_kafka_conf_set_log_cb(conf, log_cb);
-  rd_kafka_conf_set_error_cb(conf, error_cb);
-  return conf;
-}
+using stream::make_conf;
 
 struct PartitionList {
   rd_kafka_topic_partition_list_t* p = nullptr;
