@@ -86,6 +86,9 @@ test('the message rate limit is shared by the instances through the cluster', as
   const b = await signupUser(chatd[1].url, { full_name: 'Peer' });
   const s0 = (await connectAs(chatd[0].url, a.token, { opts: { transports: ['websocket'] } })).socket;
   const s1 = (await connectAs(chatd[1].url, a.token, { opts: { transports: ['websocket'] } })).socket;
+  // Windows are aligned to whole minutes: keep the 40 sends inside one.
+  const intoMinute = Date.now() % 60000;
+  if (intoMinute > 50000) await sleep(60000 - intoMinute + 100);
   let ok = 0;
   let limited = 0;
   for (let i = 0; i < 40; i++) {

@@ -306,7 +306,12 @@ TEST_F(RedisBusTest, SurvivesARedisRestart) {
   a.bus->user_connected(ua);
   b.bus->user_connected(ub);
   ASSERT_TRUE(wait_until([&] { return a.online(ub) && b.online(ua); }, 5s));
-  auto limiter = a.bus->rate_limiter("restart", 3, 600000);
+  // Windows are aligned to multiples of their length: keep the whole test inside one (a run that
+  // crossed a 10-minute boundary counted its two halves in two windows).
+  constexpr std::int64_t kWindow = 600000;
+  if (kWindow - now_ms() % kWindow < 15000)
+    std::this_thread::sleep_for(std::chrono::milliseconds(kWindow - now_ms() % kWindow + 100));
+  auto limiter = a.bus->rate_limiter("restart", 3, kWindow);
 
   ASSERT_EQ(stop_redis(), 0);
   ASSERT_TRUE(wait_until([&] { return !a.bus->ready() && !b.bus->ready(); }, 5s));
@@ -341,7 +346,7 @@ TEST_F(RedisBusTest, SurvivesARedisRestart) {
   // Redis lost every key: presence is rebuilt from the instances.
   EXPECT_TRUE(wait_until([&] { return a.online(ub) && b.online(ua); }, 5s));
   // The hits counted while down were pushed to Redis: another instance sees them.
-  auto other = b.bus->rate_limiter("restart", 3, 600000);
+  auto other = b.bus->rate_limiter("restart", 3, kWindow);
   std::this_thread::sleep_for(200ms);
   auto first = other->hit("k", now_ms());
   if (first.allowed) {  // only if its first hit raced the sync: then its second must fail
@@ -456,8 +461,11 @@ TEST_F(RedisBusTest, ClusterRoutesUsersOnEveryMaster) {
   ASSERT_TRUE(r2.ok());
   ASSERT_TRUE(r2->has_value());
   EXPECT_EQ(**r2, "1");
-  auto la = a.bus->rate_limiter("api", 2, 600000);
-  auto lb = b.bus->rate_limiter("api", 2, 600000);
+  constexpr std::int64_t kWindow = 600000;  // aligned windows: do not straddle a boundary
+  if (kWindow - now_ms() % kWindow < 15000)
+    std::this_thread::sleep_for(std::chrono::milliseconds(kWindow - now_ms() % kWindow + 100));
+  auto la = a.bus->rate_limiter("api", 2, kWindow);
+  auto lb = b.bus->rate_limiter("api", 2, kWindow);
   EXPECT_TRUE(la->hit("ip", now_ms()).allowed);
   EXPECT_TRUE(la->hit("ip", now_ms()).allowed);
   std::this_thread::sleep_for(150ms);
