@@ -82,31 +82,23 @@ struct KafkaSource::Impl {
     }
   }
 
+  /// Records not yet stored: high watermark − committed offset over the assigned partitions.
+  /// The committed offset, not the fetch position: records fetched into memory (librdkafka's
+  /// queue, the batch being written or retried) are still lag until their write is committed.
   std::int64_t measure_lag() {
     rd_kafka_topic_partition_list_t* raw = nullptr;
     if (rd_kafka_assignment(rk, &raw) != RD_KAFKA_RESP_ERR_NO_ERROR) return -1;
     PartitionList parts(raw);
     if (parts.p->cnt == 0) return 0;
-    rd_kafka_position(rk, parts.p);
-    // Partitions not consumed from yet have no position: their committed offset stands in.
-    PartitionList unknown;
-    for (int i = 0; i < parts.p->cnt; ++i)
-      if (parts.p->elems[i].offset < 0)
-        rd_kafka_topic_partition_list_add(unknown.p, parts.p->elems[i].topic,
-                                          parts.p->elems[i].partition);
-    if (unknown.p->cnt > 0) rd_kafka_committed(rk, unknown.p, 2000);
+    if (rd_kafka_committed(rk, parts.p, 2000) != RD_KAFKA_RESP_ERR_NO_ERROR) return -1;
     std::int64_t total = 0;
     for (int i = 0; i < parts.p->cnt; ++i) {
       auto& e = parts.p->elems[i];
-      std::int64_t pos = e.offset;
-      if (pos < 0)
-        if (auto* c = rd_kafka_topic_partition_list_find(unknown.p, e.topic, e.partition))
-          pos = c->offset;
       int64_t lo = 0, hi = 0;
       if (rd_kafka_query_watermark_offsets(rk, e.topic, e.partition, &lo, &hi, 2000) !=
           RD_KAFKA_RESP_ERR_NO_ERROR)
         return -1;
-      if (pos < 0) pos = lo;  // no commit yet: auto.offset.reset=earliest
+      const std::int64_t pos = e.offset < 0 ? lo : e.offset;  // no commit yet: from the start
       total += std::max<std::int64_t>(0, hi - pos);
     }
     return total;
