@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <optional>
 #include <set>
 
 #include "core/log.hpp"
@@ -21,22 +22,24 @@ ClusterStore::ClusterStore(store::Store& base, stream::MessageLog& log, bus::Bus
 void ClusterStore::append_message(store::Message m, AppendCallback done) {
   if (m.client_msg_id.empty()) return produce(std::move(m), std::move(done));
   const std::string key = client_key(m);
+  // Decided under the lock, acted on outside it: `done` and the log are never called holding it.
+  std::optional<Claimed> earlier;
   {
     // Claimed here before the broker answers, so that quick retries on this instance reuse the
     // first id even without Redis.
     std::lock_guard lock(mu_);
     if (auto it = by_client_id_.find(key); it != by_client_id_.end()) {
-      if (it->second.acked) {
-        store::Appended dup{it->second.message, true};
-        return done(std::move(dup));
-      }
-      store::Message first = it->second.message;
-      return produce(std::move(first), std::move(done));
+      earlier = it->second;
+    } else {
+      // Failed attempts are not in the window that prunes the map: bound them here.
+      if (by_client_id_.size() >= 2 * opts_.max_recent)
+        std::erase_if(by_client_id_, [](const auto& kv) { return !kv.second.acked; });
+      by_client_id_.emplace(key, Claimed{m, false});
     }
-    // Failed attempts are not in the window that prunes the map: bound them here.
-    if (by_client_id_.size() >= 2 * opts_.max_recent)
-      std::erase_if(by_client_id_, [](const auto& kv) { return !kv.second.acked; });
-    by_client_id_.emplace(key, Claimed{m, false});
+  }
+  if (earlier) {
+    if (earlier->acked) return done(store::Appended{std::move(earlier->message), true});
+    return produce(std::move(earlier->message), std::move(done));
   }
   if (!bus_ || !bus_->ready()) return produce(std::move(m), std::move(done));
   // Across instances (a client retrying through another one after a failover) the key is

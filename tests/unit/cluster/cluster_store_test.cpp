@@ -199,6 +199,23 @@ TEST(ClusterStore, ARetryOfAnAcknowledgedSendIsADuplicateAnsweredAtOnce) {
   EXPECT_EQ(page_texts(store).size(), 1u);
 }
 
+TEST(ClusterStore, ADuplicatesCallbackMayUseTheStore) {
+  // The ack of a duplicate runs the caller's code: it must not hold the store's lock (a callback
+  // reading history would deadlock).
+  fakes::FakeStore base;
+  ManualLog log;
+  ClusterStore store(base, log, nullptr, {});
+  Captured first;
+  store.append_message(message("hi", "c-9"), first.cb());
+  log.ack_next();
+  std::size_t seen = 0;
+  store.append_message(message("hi", "c-9"), [&](result<store::Appended> r) {
+    ASSERT_TRUE(r.ok());
+    seen = store.recent_size() + page_texts(store).size();
+  });
+  EXPECT_EQ(seen, 2u);
+}
+
 TEST(ClusterStore, ARetryAfterAFailedSendIsProducedAgainWithTheFirstId) {
   // A delivery timeout does not prove the record was not stored: reusing the id lets the
   // worker's upsert keep one copy whichever attempt made it.
