@@ -160,6 +160,31 @@ bool only_duplicate_keys(const bson_t* reply) {
   return any;
 }
 
+// findAndModify returning the document after the update: `read` gets it. `what` names the
+// operation in errors; `missing` is the error when the reply holds no document.
+template <class Read>
+auto find_and_modify(mongoc_collection_t* coll, const bson_t* query, const bson_t* update,
+                     mongoc_find_and_modify_flags_t flags, std::string_view what, error missing,
+                     Read read) -> decltype(read(static_cast<const bson_t*>(nullptr))) {
+  FamOpts fam(mongoc_find_and_modify_opts_new());
+  mongoc_find_and_modify_opts_set_update(fam.get(), update);
+  mongoc_find_and_modify_opts_set_flags(fam.get(), flags);
+  Bson reply;
+  bson_error_t e;
+  if (!mongoc_collection_find_and_modify_with_opts(coll, query, fam.get(), reply.get(), &e))
+    return map_error(e, what);
+  bson_iter_t it;
+  if (!bson_iter_init_find(&it, reply.get(), "value") || !BSON_ITER_HOLDS_DOCUMENT(&it))
+    return missing;
+  std::uint32_t len = 0;
+  const std::uint8_t* data = nullptr;
+  bson_iter_document(&it, &len, &data);
+  bson_t value;
+  if (!bson_init_static(&value, data, len))
+    return error{errc::internal, std::string(what) + ": bad reply"};
+  return read(&value);
+}
+
 // Parses a 24-hex id; false for anything else.
 bool parse_oid(std::string_view s, bson_oid_t* out) {
   if (!is_object_id(s)) return false;
@@ -872,7 +897,7 @@ result<User> MongoStore::update_user(std::string_view id, const UserPatch& patch
                                      std::int64_t now_ms) {
   bson_oid_t oid;
   if (!parse_oid(id, &oid)) return error{errc::not_found, "user not found"};
-  Bson query, update, reply;
+  Bson query, update;
   BSON_APPEND_OID(query.get(), "_id", &oid);
   bson_t set;
   BSON_APPEND_DOCUMENT_BEGIN(update.get(), "$set", &set);
@@ -882,24 +907,11 @@ result<User> MongoStore::update_user(std::string_view id, const UserPatch& patch
   BSON_APPEND_DATE_TIME(&set, "updatedAt", now_ms);
   bson_append_document_end(update.get(), &set);
 
-  FamOpts fam(mongoc_find_and_modify_opts_new());
-  mongoc_find_and_modify_opts_set_update(fam.get(), update.get());
-  mongoc_find_and_modify_opts_set_flags(fam.get(), MONGOC_FIND_AND_MODIFY_RETURN_NEW);
-  bson_error_t e;
   Impl::Lease l(*impl_);
   auto users = l.coll(kUsers);
-  if (!mongoc_collection_find_and_modify_with_opts(users.get(), query.get(), fam.get(),
-                                                   reply.get(), &e))
-    return map_error(e, "update user");
-  bson_iter_t it;
-  if (!bson_iter_init_find(&it, reply.get(), "value") || !BSON_ITER_HOLDS_DOCUMENT(&it))
-    return error{errc::not_found, "user not found"};
-  std::uint32_t len = 0;
-  const std::uint8_t* data = nullptr;
-  bson_iter_document(&it, &len, &data);
-  bson_t value;
-  if (!bson_init_static(&value, data, len)) return error{errc::internal, "update user: bad reply"};
-  return read_user(&value);
+  return find_and_modify(users.get(), query.get(), update.get(), MONGOC_FIND_AND_MODIFY_RETURN_NEW,
+                         "update user", error{errc::not_found, "user not found"},
+                         [](const bson_t* doc) -> result<User> { return read_user(doc); });
 }
 
 result<void> MongoStore::set_password_hash(std::string_view id, std::string_view hash) {
@@ -1037,7 +1049,7 @@ result<std::string> MongoStore::mark_read_known(std::string_view conversation_id
   const std::string target = std::min(to_lower_ascii(up_to_id), bound);
   const std::string conv = "d:" + pair->a + ":" + pair->b;
 
-  Bson query, update, reply;
+  Bson query, update;
   append_str(query.get(), "_id", read_key(conv, user));
   bson_t max, soi;
   BSON_APPEND_DOCUMENT_BEGIN(update.get(), "$max", &max);
@@ -1047,25 +1059,13 @@ result<std::string> MongoStore::mark_read_known(std::string_view conversation_id
   append_str(&soi, "conversationId", conv);
   append_str(&soi, "userId", user);
   bson_append_document_end(update.get(), &soi);
-  FamOpts fam(mongoc_find_and_modify_opts_new());
-  mongoc_find_and_modify_opts_set_update(fam.get(), update.get());
-  mongoc_find_and_modify_opts_set_flags(
-      fam.get(), static_cast<mongoc_find_and_modify_flags_t>(MONGOC_FIND_AND_MODIFY_UPSERT |
-                                                             MONGOC_FIND_AND_MODIFY_RETURN_NEW));
-  bson_error_t e;
   auto reads = l.coll(kReads);
-  if (!mongoc_collection_find_and_modify_with_opts(reads.get(), query.get(), fam.get(),
-                                                   reply.get(), &e))
-    return map_error(e, "mark read");
-  bson_iter_t it;
-  if (!bson_iter_init_find(&it, reply.get(), "value") || !BSON_ITER_HOLDS_DOCUMENT(&it))
-    return error{errc::internal, "mark read: no document in the reply"};
-  std::uint32_t len = 0;
-  const std::uint8_t* data = nullptr;
-  bson_iter_document(&it, &len, &data);
-  bson_t value;
-  if (!bson_init_static(&value, data, len)) return error{errc::internal, "mark read: bad reply"};
-  return get_str(&value, "lastReadId");
+  return find_and_modify(
+      reads.get(), query.get(), update.get(),
+      static_cast<mongoc_find_and_modify_flags_t>(MONGOC_FIND_AND_MODIFY_UPSERT |
+                                                  MONGOC_FIND_AND_MODIFY_RETURN_NEW),
+      "mark read", error{errc::internal, "mark read: no document in the reply"},
+      [](const bson_t* doc) -> result<std::string> { return get_str(doc, "lastReadId"); });
 }
 
 result<std::string> MongoStore::last_read(std::string_view conversation_id,
