@@ -54,6 +54,31 @@ function baseEnv(extra) {
   return env;
 }
 
+/**
+ * Spawns `bin` with piped output, tracked in `track` (a Set whose processes are killed when the
+ * test process exits; default: this module's, which stopAll() also kills) and collecting both
+ * streams. Returns {proc, stdout(), stderr(), output()} (output: both, in arrival order).
+ */
+export function spawnTracked(bin, argv, { env, cwd, track = live } = {}) {
+  const proc = spawn(bin, argv, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  track.add(proc);
+  proc.on('exit', () => track.delete(proc));
+  let out = '';
+  let err = '';
+  let both = '';
+  proc.stdout.setEncoding('utf8');
+  proc.stderr.setEncoding('utf8');
+  proc.stdout.on('data', (d) => {
+    out += d;
+    both += d;
+  });
+  proc.stderr.on('data', (d) => {
+    err += d;
+    both += d;
+  });
+  return { proc, stdout: () => out, stderr: () => err, output: () => both };
+}
+
 function waitExit(proc, timeoutMs) {
   return new Promise((resolve) => {
     if (proc.exitCode !== null || proc.signalCode !== null) {
@@ -138,27 +163,14 @@ export async function startChatd({
     '--log-level', 'info',
   ];
   const argv = [...defaults, ...args];
-  const proc = spawn(CHATD_BIN, argv, {
-    cwd: workdir,
-    env: baseEnv(env),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  live.add(proc);
-  let out = '';
-  let err = '';
-  proc.stdout.setEncoding('utf8');
-  proc.stderr.setEncoding('utf8');
-  proc.on('exit', () => live.delete(proc));
+  const { proc, stdout, stderr } = spawnTracked(CHATD_BIN, argv, { cwd: workdir, env: baseEnv(env) });
   const describe = () =>
-    `chatd ${argv.join(' ')}\n--- stdout ---\n${out.slice(-4000)}\n--- stderr ---\n${err.slice(-4000)}`;
-
-  proc.stdout.on('data', (d) => (out += d));
-  proc.stderr.on('data', (d) => (err += d));
+    `chatd ${argv.join(' ')}\n--- stdout ---\n${stdout().slice(-4000)}\n--- stderr ---\n${stderr().slice(-4000)}`;
   const port = await waitForListening(proc, LISTENING_RE, {
     name: 'chatd',
     bin: CHATD_BIN,
     timeoutMs,
-    text: () => out + err,
+    text: () => stdout() + stderr(),
     describe,
   });
 
@@ -169,9 +181,9 @@ export async function startChatd({
     dataDir: dir,
     cwd: workdir,
     proc,
-    output: () => out + err,
-    stdout: () => out,
-    stderr: () => err,
+    output: () => stdout() + stderr(),
+    stdout,
+    stderr,
     describe,
     /** Sends `signal` and waits for exit; returns the exit code (or "signal:<NAME>" if killed). */
     async stop(signal = 'SIGTERM', timeout = 15000) {
@@ -199,19 +211,10 @@ export async function stopAll() {
  * @returns {Promise<{code, signal, stdout, stderr, timedOut}>}
  */
 export async function runChatd(argv, { env = {}, cwd, timeoutMs = 8000 } = {}) {
-  const proc = spawn(CHATD_BIN, argv, {
+  const { proc, stdout, stderr } = spawnTracked(CHATD_BIN, argv, {
     cwd: cwd || makeTempDir('chatd-cwd-'),
     env: baseEnv(env),
-    stdio: ['ignore', 'pipe', 'pipe'],
   });
-  live.add(proc);
-  proc.on('exit', () => live.delete(proc));
-  let stdout = '';
-  let stderr = '';
-  proc.stdout.setEncoding('utf8');
-  proc.stderr.setEncoding('utf8');
-  proc.stdout.on('data', (d) => (stdout += d));
-  proc.stderr.on('data', (d) => (stderr += d));
   const spawnError = new Promise((resolve) => proc.on('error', resolve));
   const r = await Promise.race([waitExit(proc, timeoutMs), spawnError.then((e) => ({ error: e }))]);
   if (r.error) throw new Error(`cannot spawn ${CHATD_BIN}: ${r.error.message}`);
@@ -221,7 +224,7 @@ export async function runChatd(argv, { env = {}, cwd, timeoutMs = 8000 } = {}) {
   }
   // let the pipes drain
   await new Promise((res) => setImmediate(res));
-  return { code: r.code, signal: r.signal, stdout, stderr, timedOut: !!r.timedOut };
+  return { code: r.code, signal: r.signal, stdout: stdout(), stderr: stderr(), timedOut: !!r.timedOut };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 // Test harness for cluster mode: Redis, Kafka (KRaft), FerretDB and nginx started natively on
 // loopback through scripts/services/*.sh (each dies with this test process: --watch-pid), then
 // N chatd instances and chat-workers pointed at them. Every port is picked free at start.
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,23 +9,12 @@ import { promisify } from 'node:util';
 
 import { MongoClient } from 'mongodb';
 
-import { JWT_SECRET, makeTempDir, startChatd, waitForListening } from './chatd.mjs';
+import { JWT_SECRET, makeTempDir, spawnTracked, startChatd, waitForListening } from './chatd.mjs';
 
 const run = promisify(execFile);
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 export const SCRIPTS = process.env.CHAT_SCRIPTS || path.resolve(HERE, '../../../scripts');
 export const WORKER_BIN = process.env.CHAT_WORKER_BIN || path.resolve(HERE, '../../../build/bin/chat-worker');
-
-const workers = new Set();
-process.on('exit', () => {
-  for (const w of workers) {
-    try {
-      w.kill('SIGKILL');
-    } catch {
-      // gone
-    }
-  }
-});
 
 /** A port nobody listens on right now. */
 export function freePort() {
@@ -143,7 +132,7 @@ export async function startClusterChatd({ port, instance, mongoUri, redisUrl, ka
 
 /** A chat-worker; resolves once its metrics endpoint is up. */
 export async function startWorker({ mongoUri, kafkaBrokers, topic, group = 'chat-worker', env = {} }) {
-  const proc = spawn(WORKER_BIN, [], {
+  const { proc, output } = spawnTracked(WORKER_BIN, [], {
     env: {
       PATH: process.env.PATH,
       HOME: process.env.HOME || '/tmp',
@@ -159,24 +148,16 @@ export async function startWorker({ mongoUri, kafkaBrokers, topic, group = 'chat
       LOG_LEVEL: 'info',
       ...env,
     },
-    stdio: ['ignore', 'pipe', 'pipe'],
   });
-  workers.add(proc);
-  proc.on('exit', () => workers.delete(proc));
-  let out = '';
-  proc.stdout.setEncoding('utf8');
-  proc.stderr.setEncoding('utf8');
-  proc.stdout.on('data', (d) => (out += d));
-  proc.stderr.on('data', (d) => (out += d));
-  const describe = () => `chat-worker\n${out.slice(-4000)}`;
+  const describe = () => `chat-worker\n${output().slice(-4000)}`;
   const port = await waitForListening(proc, /metrics on http:\/\/[^\s:]+:(\d+)/, {
-    name: 'chat-worker', bin: WORKER_BIN, timeoutMs: 30000, text: () => out, describe,
+    name: 'chat-worker', bin: WORKER_BIN, timeoutMs: 30000, text: output, describe,
   });
   return {
     proc,
     port,
     url: `http://127.0.0.1:${port}`,
-    output: () => out,
+    output,
     describe,
     kill: (signal = 'SIGKILL') => {
       proc.kill(signal);

@@ -3,13 +3,12 @@
 // fetch and the `ws` package), and small wrappers around socket.io-client.
 //
 // Everything started here (processes, sockets) is torn down when the test file's process exits.
-import { spawn } from 'node:child_process';
 import http from 'node:http';
 
 import { io } from 'socket.io-client';
 import WebSocket from 'ws';
 
-import { runChatd, sleep, waitForListening } from './chatd.mjs';
+import { runChatd, sleep, spawnTracked, waitForListening } from './chatd.mjs';
 
 export { io, WebSocket };
 
@@ -41,19 +40,12 @@ process.on('exit', () => {
  */
 export async function startConformance({ args = [], timeoutMs = 10000 } = {}) {
   const argv = ['--host', '127.0.0.1', '--port', '0', ...args];
-  const proc = spawn(SIO_CONFORMANCE_BIN, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
-  live_procs.add(proc);
-  proc.on('exit', () => live_procs.delete(proc));
-  let out = '';
-  proc.stdout.setEncoding('utf8');
-  proc.stderr.setEncoding('utf8');
-  proc.stdout.on('data', (d) => (out += d));
-  proc.stderr.on('data', (d) => (out += d));
+  const { proc, output } = spawnTracked(SIO_CONFORMANCE_BIN, argv, { track: live_procs });
   const port = await waitForListening(proc, CONFORMANCE_LISTENING_RE, {
     name: 'sio-conformance',
     bin: SIO_CONFORMANCE_BIN,
     timeoutMs,
-    text: () => out,
+    text: output,
   });
   const url = `http://127.0.0.1:${port}`;
   return {
@@ -61,7 +53,7 @@ export async function startConformance({ args = [], timeoutMs = 10000 } = {}) {
     wsUrl: `ws://127.0.0.1:${port}`,
     port,
     proc,
-    output: () => out,
+    output,
     /** SIGTERM, then SIGKILL after `timeout`; resolves with the exit code or "signal:<NAME>". */
     async stop(timeout = 5000) {
       if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode ?? `signal:${proc.signalCode}`;
