@@ -19,11 +19,13 @@
 #include "core/object_id.hpp"
 #include "store/store.hpp"
 #include "unit/store/read_state_contract.hpp"
+#include "unit/store/store_fixtures.hpp"
 
 namespace chat::store {
 namespace {
 
 namespace fs = std::filesystem;
+using namespace fixtures;
 using namespace std::chrono_literals;
 
 // A fresh directory per test, removed afterwards.
@@ -45,42 +47,6 @@ class TempDir {
 };
 
 std::string hex_id(std::uint32_t n) { return make_object_id(0x65000000u + n, n); }
-
-User make_user(const std::string& id, const std::string& email, const std::string& name) {
-  User u;
-  u.id = id;
-  u.email = email;
-  u.password_hash = "$argon2id$v=19$m=65536,t=2,p=1$c2FsdA$aGFzaA";
-  u.full_name = name;
-  u.profile_picture = "";
-  u.bio = "bio of " + name;
-  u.created_at = 1700000000000;
-  u.updated_at = 1700000000000;
-  return u;
-}
-
-Message make_message(const std::string& sender, const std::string& receiver,
-                     const std::string& text, const std::string& client_msg_id = "") {
-  Message m;
-  m.id = new_object_id();
-  m.conversation_id = direct_conversation_id(sender, receiver);
-  m.sender_id = sender;
-  m.receiver_id = receiver;
-  m.text = text;
-  m.image = text.size() % 2 ? "https://img.example/" + text + ".png" : "";
-  m.client_msg_id = client_msg_id;
-  m.created_at = 1700000000000 + static_cast<std::int64_t>(text.size());
-  m.updated_at = m.created_at;
-  return m;
-}
-
-// Appends and waits for the callback.
-result<Appended> append_and_wait(Store& store, Message m) {
-  std::promise<result<Appended>> p;
-  auto f = p.get_future();
-  store.append_message(std::move(m), [&p](result<Appended> r) { p.set_value(std::move(r)); });
-  return f.get();
-}
 
 // Blocks the writer thread inside a callback until release() is called, so a test can decide
 // what is queued together.
@@ -124,12 +90,6 @@ class SqliteStoreTest : public ::testing::Test {
   const std::string bob_ = hex_id(2);
   const std::string carol_ = hex_id(3);
 };
-
-std::vector<std::string> ids_of(const std::vector<Message>& ms) {
-  std::vector<std::string> out;
-  for (const auto& m : ms) out.push_back(m.id);
-  return out;
-}
 
 // --- conversation ids -------------------------------------------------------------------------
 
