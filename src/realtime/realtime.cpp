@@ -201,9 +201,9 @@ struct Realtime::Impl : std::enable_shared_from_this<Realtime::Impl> {
     if (u->full_presence) s->join("presence:full");
     if (u->delta_presence) s->join("presence:delta");
     sockets_gauge.inc();
-    // With a bus, presence changes come back from it (cluster-wide), local ones included.
+    // With a bus, the bus counts the sockets and reports changes (cluster-wide, local included).
     if (bus) bus->user_connected(u->user_id);
-    if (presence.connect(u->user_id) && !bus) presence_changed(u->user_id, true);
+    else if (presence.connect(u->user_id)) presence_changed(u->user_id, true);
     if (u->full_presence) s->emit(online_users_event());
   }
 
@@ -212,7 +212,7 @@ struct Realtime::Impl : std::enable_shared_from_this<Realtime::Impl> {
     if (!u) return;
     sockets_gauge.dec();
     if (bus) bus->user_disconnected(u->user_id);
-    if (presence.disconnect(u->user_id) && !bus) presence_changed(u->user_id, false);
+    else if (presence.disconnect(u->user_id)) presence_changed(u->user_id, false);
   }
 
   // ---- presence -----------------------------------------------------------------------------

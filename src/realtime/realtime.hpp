@@ -25,7 +25,8 @@ struct Options {
 };
 
 /// Wires the "/" namespace of `sio` to `chat`. Construct before serving; thread-safe after.
-/// `presence` counts this process's sockets; with a bus, the bus's view is what clients see.
+/// `presence` counts this process's sockets in embedded mode; with a bus, the bus counts them and
+/// its cluster-wide view is what clients see.
 class Realtime {
  public:
   Realtime(socketio::Server& sio, ChatService& chat, TaskPool& pool, LocalPresence& presence,
