@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(fuzz_engineio_payload fuzz_socketio_decoder)
+[ ${#targets[@]} -gt 0 ] || targets=(fuzz_engineio_payload fuzz_socketio_decoder fuzz_ws_frames)
 dir=build-fuzz
 
 command -v clang++ >/dev/null || { echo "clang++ not found (apt-get install clang)" >&2; exit 2; }

@@ -1,139 +1,213 @@
 #include "net/ws_session.hpp"
 
-#include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/beast/core/buffers_to_string.hpp>
-#include <boost/beast/websocket.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/http/field.hpp>
 
+#include <array>
 #include <atomic>
-#include <deque>
+#include <mutex>
+#include <vector>
 
 #include "core/log.hpp"
+#include "net/ws_frame.hpp"
 
 namespace chat::net::detail {
 namespace {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
-namespace websocket = beast::websocket;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
 using error_code = boost::system::error_code;
 
+// Frames at least this large are queued by reference (a fan-out shares one copy); smaller ones
+// are copied into the connection's outgoing bytes, so that one write() carries many of them.
+constexpr std::size_t kShareThreshold = 2048;
+// Reads go to a per-thread buffer: an idle connection holds no read buffer of its own, only
+// the bytes of an incomplete frame.
+constexpr std::size_t kScratchSize = 64 * 1024;
+constexpr auto kCloseTimeout = std::chrono::seconds(5);
+
+// The WebSocket protocol after the HTTP upgrade, framed here (ws_frame.hpp) rather than by
+// Beast's websocket::stream: every frame that is queued when the socket can be written goes out
+// in one gather write, and every frame that arrived is parsed from one read. Sending is
+// thread-safe (a mutex around the outgoing bytes); everything else runs on the connection's
+// strand (the socket's executor).
 class WsSession final : public WsConnection, public std::enable_shared_from_this<WsSession> {
  public:
-  WsSession(beast::tcp_stream&& stream, std::shared_ptr<WsHandler> handler, const WsOptions& opts,
+  WsSession(tcp::socket socket, std::shared_ptr<WsHandler> handler, const WsOptions& opts,
             std::shared_ptr<void> guard)
-      : ws_(std::move(stream)), handler_(std::move(handler)), opts_(opts), guard_(std::move(guard)) {}
+      : socket_(std::move(socket)),
+        handler_(std::move(handler)),
+        opts_(opts),
+        reader_(opts.max_message),
+        guard_(std::move(guard)) {}
 
-  void start(beast::flat_buffer&& buffer, beast::http::request<beast::http::string_body>&& req) {
-    // The HTTP session read into an 8 KiB buffer; an idle WebSocket should not keep that for
-    // its lifetime (profiled: most of the per-connection RSS). Keep only unread bytes, if any.
-    if (buffer.size() > 0) {
-      buffer_ = std::move(buffer);
-      buffer_.shrink_to_fit();
+  void start(beast::flat_buffer&& buffer, const http::request<http::string_body>& req) {
+    error_code ec;
+    socket_.non_blocking(true, ec);
+    if (ec) return finish();
+    std::string_view version = req[http::field::sec_websocket_version];
+    std::string_view key = req[http::field::sec_websocket_key];
+    if (version != "13") {
+      return reject("426 Upgrade Required", "Sec-WebSocket-Version: 13\r\n",
+                    "Unsupported WebSocket version");
     }
-    beast::get_lowest_layer(ws_).expires_never();
-    // Liveness is Engine.IO's job (its own pings): no WebSocket-level idle timeout.
-    websocket::stream_base::timeout t{};
-    t.handshake_timeout = std::chrono::seconds(30);
-    t.idle_timeout = websocket::stream_base::none();
-    t.keep_alive_pings = false;
-    ws_.set_option(t);
-    ws_.read_message_max(opts_.max_message);
-    ws_.auto_fragment(false);
-    ws_.set_option(websocket::stream_base::decorator([](websocket::response_type& res) {
-      res.set(beast::http::field::server, "chatd");
-    }));
-    auto self = shared_from_this();
-    ws_.async_accept(req, [self](error_code ec) { self->on_accept(ec); });
+    if (!ws::valid_client_key(key)) return reject("400 Bad Request", "", "Bad Sec-WebSocket-Key");
+    std::string response =
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Accept: " + ws::accept_key(key) + "\r\nServer: chatd\r\n\r\n";
+    {
+      std::lock_guard lock(mu_);
+      owned_tail().append(response);
+      queued_.fetch_add(response.size(), std::memory_order_relaxed);
+      armed_ = true;  // the flush is posted below, after on_open
+    }
+    // Bytes the client sent right behind its upgrade request are the first frames.
+    if (buffer.size() > 0) {
+      const auto* p = static_cast<const char*>(buffer.data().data());
+      partial_.assign(p, buffer.size());
+    }
+    handler_->on_open(shared_from_this());
+    if (done_) return;
+    // Posted after whatever on_open posted, so that the 101 response and the handler's first
+    // frames (the Engine.IO open packet) usually leave in one write.
+    asio::post(socket_.get_executor(), [self = shared_from_this()] { self->flush(); });
+    if (!partial_.empty()) {
+      std::string first = std::move(partial_);
+      partial_.clear();
+      if (!consume(first.data(), first.size())) return;
+    }
+    on_readable({});  // data may already wait: read before waiting for readiness
   }
 
   bool send(std::shared_ptr<const std::string> frame, bool binary) override {
-    if (closed_.load(std::memory_order_relaxed)) return false;
     const std::size_t n = frame->size();
-    if (queued_.fetch_add(n, std::memory_order_relaxed) + n > opts_.max_queued_bytes) {
-      queued_.fetch_sub(n, std::memory_order_relaxed);
-      asio::post(ws_.get_executor(), [self = shared_from_this()] { self->drop_slow_consumer(); });
+    std::unique_lock lock(mu_);
+    if (closed_ || close_queued_) return false;
+    if (queued_.load(std::memory_order_relaxed) + n > opts_.max_queued_bytes) {
+      lock.unlock();
+      asio::post(socket_.get_executor(), [self = shared_from_this()] { self->drop_slow_consumer(); });
       return false;
     }
-    asio::post(ws_.get_executor(), [self = shared_from_this(), frame = std::move(frame), binary]() mutable {
-      self->enqueue(std::move(frame), binary);
-    });
+    queue_frame_locked(binary ? ws::Opcode::binary : ws::Opcode::text, std::move(frame));
     return true;
   }
 
   void close() override {
-    asio::post(ws_.get_executor(), [self = shared_from_this()] {
-      self->close_requested_ = true;
-      if (!self->writing_) self->do_close();
-    });
+    asio::post(socket_.get_executor(), [self = shared_from_this()] { self->start_close(ws::kCloseNormal); });
   }
 
   std::size_t queued_bytes() const override { return queued_.load(std::memory_order_relaxed); }
 
  private:
-  struct Out {
-    std::shared_ptr<const std::string> frame;
-    bool binary;
+  // One element of the outgoing bytes: copied frames, or one large frame by reference.
+  struct Segment {
+    std::string bytes;
+    std::shared_ptr<const std::string> shared;
+    std::size_t size() const { return shared ? shared->size() : bytes.size(); }
   };
 
-  void on_accept(error_code ec) {
-    if (ec) return finish();
-    handler_->on_open(shared_from_this());
-    do_read();
-  }
+  // ---- reading (strand) ---------------------------------------------------------------------
 
-  void do_read() {
-    ws_.async_read(buffer_, [self = shared_from_this()](error_code ec, std::size_t) { self->on_read(ec); });
-  }
-
-  void on_read(error_code ec) {
-    if (ec) return finish();
-    std::string data = beast::buffers_to_string(buffer_.data());
-    buffer_.consume(buffer_.size());
-    // A burst can grow the buffer; give large capacity back instead of holding it while idle.
-    if (buffer_.capacity() > 16 * 1024) buffer_.shrink_to_fit();
-    const bool binary = ws_.got_binary();
-    if (!done_) handler_->on_frame(std::move(data), binary);
-    if (!done_) do_read();
-  }
-
-  void enqueue(std::shared_ptr<const std::string> frame, bool binary) {
-    if (done_ || close_requested_) {
-      queued_.fetch_sub(frame->size(), std::memory_order_relaxed);
-      return;
-    }
-    out_.push_back(Out{std::move(frame), binary});
-    if (!writing_) do_write();
-  }
-
-  void do_write() {
-    writing_ = true;
-    const Out& o = out_.front();
-    ws_.binary(o.binary);
-    ws_.async_write(asio::buffer(*o.frame), [self = shared_from_this()](error_code ec, std::size_t) {
-      self->on_write(ec);
+  void do_wait() {
+    socket_.async_wait(tcp::socket::wait_read, [self = shared_from_this()](error_code ec) {
+      self->on_readable(ec);
     });
   }
 
-  void on_write(error_code ec) {
-    writing_ = false;
-    if (done_) {  // finish() already gave back the bytes of everything queued
-      out_.clear();
-      return;
-    }
-    queued_.fetch_sub(out_.front().frame->size(), std::memory_order_relaxed);
-    out_.pop_front();
+  void on_readable(error_code ec) {
+    if (done_ || reading_stopped_) return;
     if (ec) return finish();
-    if (!out_.empty()) return do_write();
-    if (close_requested_) do_close();
+    thread_local std::array<char, kScratchSize> scratch;
+    const std::size_t n = socket_.read_some(asio::buffer(scratch), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) return do_wait();
+    if (ec) return finish();  // EOF or reset: the transport is gone
+    bool ok;
+    if (partial_.empty()) {
+      ok = consume(scratch.data(), n);
+    } else {
+      partial_.append(scratch.data(), n);
+      std::string buf = std::move(partial_);
+      partial_.clear();
+      ok = consume(buf.data(), buf.size());
+    }
+    if (!ok || done_ || reading_stopped_) return;
+    // A full buffer may have left bytes in the socket: come back after the other connections.
+    if (n == scratch.size()) {
+      asio::post(socket_.get_executor(), [self = shared_from_this()] { self->on_readable({}); });
+    } else {
+      do_wait();  // edge-triggered readiness: everything available was read
+    }
   }
 
-  void do_close() {
-    if (closing_ || done_) return;
-    closing_ = true;
-    ws_.async_close(websocket::close_code::normal, [self = shared_from_this()](error_code) {
-      // The read loop ends with the peer's close reply (or the timeout): finish() runs there.
-      beast::get_lowest_layer(self->ws_).expires_after(std::chrono::seconds(5));
+  /// Parses `data`; keeps an incomplete frame in partial_. False when reading is over.
+  bool consume(char* data, std::size_t size) {
+    auto r = reader_.parse(data, size, [this](ws::Event&& ev) { on_event(std::move(ev)); });
+    if (done_) return false;
+    if (r.error) {
+      spdlog::debug("websocket protocol error: {}", r.reason);
+      fail(r.error);
+      return false;
+    }
+    if (r.closed || reading_stopped_) return false;
+    if (r.consumed < size) {
+      partial_.assign(data + r.consumed, size - r.consumed);
+      // A frame is capped by max_message; partial_ never holds more than one.
+      if (partial_.capacity() > 4 * kScratchSize && partial_.size() < kScratchSize) partial_.shrink_to_fit();
+    }
+    return true;
+  }
+
+  void on_event(ws::Event&& ev) {
+    if (done_) return;
+    switch (ev.kind) {
+      case ws::Event::Kind::message:
+        if (!close_queued_) handler_->on_frame(std::move(ev.data), ev.binary);
+        return;
+      case ws::Event::Kind::ping: {
+        std::lock_guard lock(mu_);
+        if (!close_queued_) queue_control_locked(ws::Opcode::pong, ev.data);
+        return;
+      }
+      case ws::Event::Kind::pong:
+        return;
+      case ws::Event::Kind::close:
+        reading_stopped_ = true;
+        if (close_sent_) return finish();  // the reply to our close: done
+        // The peer closes first: echo its code, then the connection ends once that is written.
+        queue_close(ev.close_code == ws::kCloseNoStatus ? std::uint16_t{ws::kCloseNormal} : ev.close_code);
+        return;
+    }
+  }
+
+  // ---- closing (strand) ---------------------------------------------------------------------
+
+  /// A protocol violation: a close frame with `code`, and no more reading.
+  void fail(std::uint16_t code) {
+    reading_stopped_ = true;
+    queue_close(code);
+  }
+
+  /// Server-initiated close: after the queued frames; the peer's reply (or the timeout) ends it.
+  void start_close(std::uint16_t code) {
+    if (done_) return;
+    queue_close(code);
+  }
+
+  void queue_close(std::uint16_t code) {
+    {
+      std::lock_guard lock(mu_);
+      if (close_queued_) return;
+      close_queued_ = true;
+      queue_control_locked(ws::Opcode::close, ws::close_payload(code));
+    }
+    close_timer_ = std::make_unique<asio::steady_timer>(socket_.get_executor());
+    close_timer_->expires_after(kCloseTimeout);
+    close_timer_->async_wait([self = shared_from_this()](error_code ec) {
+      if (!ec) self->finish();
     });
   }
 
@@ -141,44 +215,144 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
     if (done_) return;
     spdlog::debug("websocket send queue over {} bytes: disconnecting a slow consumer", opts_.max_queued_bytes);
     if (opts_.on_slow_consumer) opts_.on_slow_consumer();
-    error_code ignored;
-    beast::get_lowest_layer(ws_).socket().close(ignored);
     finish();
+  }
+
+  void reject(std::string_view status, std::string_view extra_headers, std::string_view body) {
+    reading_stopped_ = true;
+    auto text = std::make_shared<std::string>();
+    *text = "HTTP/1.1 " + std::string(status) + "\r\n" + std::string(extra_headers) +
+            "Connection: close\r\nContent-Type: text/plain\r\nContent-Length: " +
+            std::to_string(body.size()) + "\r\n\r\n" + std::string(body);
+    asio::async_write(socket_, asio::buffer(*text), [self = shared_from_this(), text](error_code, std::size_t) {
+      self->finish();
+    });
   }
 
   void finish() {
     if (done_) return;
     done_ = true;
-    closed_.store(true, std::memory_order_relaxed);
-    for (auto& o : out_) queued_.fetch_sub(o.frame->size(), std::memory_order_relaxed);
-    if (!writing_) out_.clear();
-    handler_->on_close();
+    reading_stopped_ = true;
+    {
+      std::lock_guard lock(mu_);
+      closed_ = true;
+      pending_.clear();
+      queued_.store(0, std::memory_order_relaxed);
+    }
+    if (close_timer_) close_timer_->cancel();
     error_code ignored;
-    beast::get_lowest_layer(ws_).socket().close(ignored);
+    socket_.shutdown(tcp::socket::shutdown_both, ignored);
+    socket_.close(ignored);
+    partial_ = std::string();
+    if (auto h = std::move(handler_)) h->on_close();
   }
 
-  websocket::stream<beast::tcp_stream> ws_;
-  beast::flat_buffer buffer_;
+  // ---- writing ------------------------------------------------------------------------------
+
+  std::string& owned_tail() {
+    if (pending_.empty() || pending_.back().shared) pending_.emplace_back();
+    return pending_.back().bytes;
+  }
+
+  /// Appends a frame and makes sure a flush will write it. mu_ held.
+  void queue_frame_locked(ws::Opcode op, std::shared_ptr<const std::string> payload) {
+    const std::size_t n = payload->size();
+    std::string& tail = owned_tail();
+    const std::size_t header = ws::append_frame_header(tail, op, n);
+    if (n >= kShareThreshold) pending_.push_back(Segment{{}, std::move(payload)});
+    else tail.append(*payload);
+    queued_.fetch_add(header + n, std::memory_order_relaxed);
+    arm_locked();
+  }
+
+  void queue_control_locked(ws::Opcode op, std::string_view payload) {
+    std::string& tail = owned_tail();
+    const std::size_t before = tail.size();
+    ws::append_frame(tail, op, payload);
+    queued_.fetch_add(tail.size() - before, std::memory_order_relaxed);
+    if (op == ws::Opcode::close) close_sent_ = true;
+    arm_locked();
+  }
+
+  void arm_locked() {
+    if (armed_) return;  // a flush is posted or a write is in flight: it will take these
+    armed_ = true;
+    asio::post(socket_.get_executor(), [self = shared_from_this()] { self->flush(); });
+  }
+
+  /// On the strand, with armed_ set: writes everything pending in one gather write, or disarms.
+  void flush() {
+    if (done_) return;
+    {
+      std::lock_guard lock(mu_);
+      if (pending_.empty()) {
+        armed_ = false;
+        return;
+      }
+      writing_.swap(pending_);
+    }
+    buffers_.clear();
+    written_ = 0;
+    for (const auto& s : writing_) {
+      buffers_.emplace_back(s.shared ? asio::buffer(*s.shared) : asio::buffer(s.bytes));
+      written_ += s.size();
+    }
+    asio::async_write(socket_, buffers_, [self = shared_from_this()](error_code ec, std::size_t) {
+      self->on_write(ec);
+    });
+  }
+
+  void on_write(error_code ec) {
+    writing_.clear();
+    if (writing_.capacity() > 64) writing_ = {};
+    if (done_) return;
+    if (ec) return finish();
+    queued_.fetch_sub(written_, std::memory_order_relaxed);
+    bool close_written;
+    {
+      std::lock_guard lock(mu_);
+      close_written = close_sent_ && pending_.empty();
+    }
+    // Our close frame is out. If reading is over (the peer closed first, or its bytes broke the
+    // protocol) the connection ends now; otherwise the peer's close reply (or the timer) ends it.
+    if (close_written && reading_stopped_) return finish();
+    flush();
+  }
+
+  tcp::socket socket_;
   std::shared_ptr<WsHandler> handler_;
   WsOptions opts_;
-  std::deque<Out> out_;
-  std::atomic<std::size_t> queued_{0};
-  std::atomic<bool> closed_{false};
-  bool writing_ = false;
-  bool close_requested_ = false;
-  bool closing_ = false;
-  bool done_ = false;
+  ws::FrameReader reader_;
   std::shared_ptr<void> guard_;
+
+  // strand state
+  std::string partial_;  ///< an incomplete frame
+  std::vector<Segment> writing_;
+  std::vector<asio::const_buffer> buffers_;
+  std::size_t written_ = 0;
+  std::unique_ptr<asio::steady_timer> close_timer_;
+  bool done_ = false;
+  bool reading_stopped_ = false;
+
+  // guarded by mu_
+  std::mutex mu_;
+  std::vector<Segment> pending_;
+  bool armed_ = false;
+  bool closed_ = false;
+  bool close_queued_ = false;
+  bool close_sent_ = false;
+  std::atomic<std::size_t> queued_{0};
 };
 
 }  // namespace
 
 void start_websocket(beast::tcp_stream&& stream, beast::flat_buffer&& buffer,
-                     beast::http::request<beast::http::string_body>&& req,
-                     std::shared_ptr<WsHandler> handler, const WsOptions& options,
-                     std::shared_ptr<void> guard) {
-  auto session = std::make_shared<WsSession>(std::move(stream), std::move(handler), options, std::move(guard));
-  session->start(std::move(buffer), std::move(req));
+                     http::request<http::string_body>&& req, std::shared_ptr<WsHandler> handler,
+                     const WsOptions& options, std::shared_ptr<void> guard) {
+  stream.expires_never();
+  auto session = std::make_shared<WsSession>(stream.release_socket(), std::move(handler), options,
+                                             std::move(guard));
+  session->start(std::move(buffer), req);
 }
 
 }  // namespace chat::net::detail
