@@ -2,6 +2,9 @@
 // JSON shapes of the old Mongoose models, as the Node server sent them.
 #include <boost/json/object.hpp>
 
+#include <string>
+#include <string_view>
+
 #include "chat/validation.hpp"
 #include "store/store.hpp"
 
@@ -11,6 +14,12 @@ namespace chat::api {
 boost::json::object user_json(const store::User& u);
 /// {_id, senderId, receiverId, text, image, createdAt, updatedAt}
 boost::json::object message_json(const store::Message& m);
+/// Appends message_json(m) serialised (the same text as boost::json::serialize gives), written
+/// directly: the send path serialises every message twice (ack and newMessage) and a
+/// json::object per message was a measurable part of it.
+void append_message_json(std::string& out, const store::Message& m);
+/// Appends `s` as a JSON string literal, escaped as boost::json::serialize escapes it.
+void append_json_string(std::string& out, std::string_view s);
 /// {message:"Validation error", errors:{field:[…]}}
 boost::json::object validation_json(const FieldErrors& errors);
 

@@ -280,9 +280,11 @@ struct Realtime::Impl : std::enable_shared_from_this<Realtime::Impl> {
     }
     ChatService::SendCallback done = [ack](result<store::Appended> r) {
       if (!r) return ack_error(ack, r.err().message, error_code_name(r.code()));
-      json::object body;
-      body["message"] = api::message_json(r->message);
-      ack_ok(ack, std::move(body));
+      if (!ack) return;
+      std::string reply = R"([{"status":"ok","message":)";
+      api::append_message_json(reply, r->message);
+      reply += "}]";
+      ack(std::move(reply));
     };
     // Text to a known user goes straight to the store's queue; anything needing a lookup or
     // an image write takes the blocking pool.
@@ -347,7 +349,9 @@ struct Realtime::Impl : std::enable_shared_from_this<Realtime::Impl> {
 
   /// Every stored message (socket or REST): to the receiver's sockets and the sender's other ones.
   void deliver(const store::Message& m, std::string_view origin) {
-    std::string event = json::serialize(json::array{"newMessage", api::message_json(m)});
+    std::string event = R"(["newMessage",)";
+    api::append_message_json(event, m);
+    event.push_back(']');
     emit_user(m.receiver_id, event);
     emit_user(m.sender_id, std::move(event), origin);
     fanout_latency.observe(static_cast<double>(std::max<std::int64_t>(0, now_ms() - m.created_at)) / 1000.0);

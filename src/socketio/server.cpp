@@ -59,6 +59,30 @@ Outgoing encode_packet(PacketType type, const std::string& nsp, std::string data
   return o;
 }
 
+// The Engine.IO text frame ('4' + the Socket.IO packet) of a packet without attachments, built
+// in one string: the send path's every ack and event goes through here (before: a Packet, its
+// encoding and a framed copy, three copies of the payload). `data` then `tail` are the payload.
+std::shared_ptr<const std::string> text_frame(PacketType type, const std::string& nsp,
+                                              std::optional<std::uint64_t> id, std::string_view data,
+                                              std::string_view tail = {}) {
+  std::string f;
+  f.reserve(data.size() + tail.size() + nsp.size() + 24);
+  f.push_back('4');
+  f.push_back(static_cast<char>('0' + static_cast<int>(type)));
+  if (!nsp.empty() && nsp != "/") {
+    f += nsp;
+    f.push_back(',');
+  }
+  if (id) {
+    char buf[24];
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, *id);
+    f.append(buf, end);
+  }
+  f += data;
+  f += tail;
+  return std::make_shared<const std::string>(std::move(f));
+}
+
 class Client;
 
 }  // namespace
@@ -109,7 +133,12 @@ struct Namespace::Impl {
   std::function<void(const SocketPtr&, Event&&, Ack)> on_event;
   std::function<void(const SocketPtr&, std::string_view)> on_disconnect;
   mutable std::mutex mu;  // guards rooms, sockets, sessions and every Socket::State::rooms
-  std::unordered_map<std::string, std::unordered_set<SocketPtr>> rooms;
+  // Transparent hashing: emit_to() looks rooms up by string_view, without a temporary string.
+  struct RoomHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view v) const noexcept { return std::hash<std::string_view>{}(v); }
+  };
+  std::unordered_map<std::string, std::unordered_set<SocketPtr>, RoomHash, std::equal_to<>> rooms;
   std::unordered_map<std::string, SocketPtr> sockets;   // connected, by id
   std::unordered_map<std::string, SocketPtr> sessions;  // disconnected, recoverable, by pid
 
@@ -199,16 +228,22 @@ void deliver(Socket& socket, const Outgoing& o, const Options& opts) {
 
 Outgoing make_event(NamespaceContext& ctx, const std::string& nsp, std::string_view json_array,
                     std::vector<std::string> buffers, bool recoverable = true) {
-  std::string data(json_array);
   std::uint64_t offset = 0;
-  if (recoverable && ctx.opts.recovery && data.size() >= 2 && data.back() == ']') {
+  std::string_view body = json_array;
+  std::string tail;
+  if (recoverable && ctx.opts.recovery && json_array.size() >= 2 && json_array.back() == ']') {
     // The offset travels as the last argument; the client strips it and remembers it.
     offset = ++ctx.next_offset;
-    data.pop_back();
-    data += ",\"" + std::to_string(offset) + "\"]";
+    body.remove_suffix(1);
+    tail = ",\"" + std::to_string(offset) + "\"]";
   }
-  auto type = buffers.empty() ? PacketType::event : PacketType::binary_event;
-  Outgoing o = encode_packet(type, nsp, std::move(data), std::move(buffers));
+  if (buffers.empty()) {
+    Outgoing o;
+    o.offset = offset;
+    o.frame = text_frame(PacketType::event, nsp, std::nullopt, body, tail);
+    return o;
+  }
+  Outgoing o = encode_packet(PacketType::binary_event, nsp, std::string(body) + tail, std::move(buffers));
   o.offset = offset;
   return o;
 }
@@ -448,8 +483,11 @@ class Client final : public engineio::ConnectionHandler, public std::enable_shar
       ack = Ack([weak, nsp = p.nsp, id = *p.id](std::string json_array, std::vector<std::string> buffers) {
         auto conn = weak.lock();
         if (!conn) return;
-        auto type = buffers.empty() ? PacketType::ack : PacketType::binary_ack;
-        Outgoing o = encode_packet(type, nsp, std::move(json_array), std::move(buffers), id);
+        if (buffers.empty()) {
+          conn->send(text_frame(PacketType::ack, nsp, id, json_array), false);
+          return;
+        }
+        Outgoing o = encode_packet(PacketType::binary_ack, nsp, std::move(json_array), std::move(buffers), id);
         if (o.attachments.empty()) conn->send(o.frame, false);
         else conn->send_packet(o.frame, o.attachments);
       });
@@ -546,7 +584,7 @@ void Namespace::emit_to(std::string_view room, std::string_view json_array, std:
   std::vector<SocketPtr> targets;
   {
     std::lock_guard lock(impl_->mu);
-    auto it = impl_->rooms.find(std::string(room));
+    auto it = impl_->rooms.find(room);
     if (it == impl_->rooms.end()) return;
     targets.reserve(it->second.size());
     for (const auto& s : it->second)
