@@ -1,4 +1,7 @@
 // chatd: reads the configuration, picks the implementations, runs. Nothing else wires.
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
 #include <openssl/rand.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -258,6 +261,7 @@ int run(const chat::config::Config& cfg) {
     std::function<void()> fn;
     ~Teardown() { fn(); }
   } teardown{[&] {
+    if (b.sqlite) b.sqlite->set_callback_executor({});
     realtime.reset();
     sio.reset();
     api.reset();
@@ -269,6 +273,13 @@ int run(const chat::config::Config& cfg) {
   ropts.bus = bus;
   realtime = std::make_unique<realtime::Realtime>(*sio, chat_service, pool, presence, registry,
                                                   server.io_context(), ropts);
+  // Acks and fan-out of committed messages run on the I/O threads (one strand keeps them in
+  // commit order), so that the store's writer goes on to the next group commit at once.
+  if (b.sqlite) {
+    auto strand = boost::asio::make_strand(server.io_context());
+    b.sqlite->set_callback_executor(
+        [strand](std::function<void()> fn) { boost::asio::post(strand, std::move(fn)); });
+  }
 
   std::unique_ptr<net::StaticFiles> web;
   if (!cfg.web_dir.empty()) {

@@ -132,7 +132,10 @@ constexpr std::array<const char*, kQueryCount> kSql = {
     " ON CONFLICT (id) DO NOTHING",
     "INSERT INTO conversation_members (conversation_id, user_id) VALUES (?1, ?2)"
     " ON CONFLICT DO NOTHING",
-    "INSERT INTO messages (" CHAT_MSG_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    // A duplicate clientMsgId (or id) inserts nothing: the append looks the first one up then,
+    // so the common case costs one statement and no lookup.
+    "INSERT INTO messages (" CHAT_MSG_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+    " ON CONFLICT DO NOTHING",
     "SELECT " CHAT_MSG_COLS
     " FROM messages WHERE conversation_id = ?1 ORDER BY id DESC LIMIT ?2",
     "SELECT " CHAT_MSG_COLS
@@ -399,6 +402,8 @@ struct WriteJob {
   /// False when a failure of the job can only come from its last statement, which SQLite
   /// undoes by itself (statement-level ABORT) — no savepoint needed.
   virtual bool needs_savepoint() const { return true; }
+  /// True when deliver() may run on another thread (SqliteOptions::callback_executor).
+  virtual bool deliver_elsewhere() const { return false; }
 };
 
 template <class T>
@@ -428,6 +433,7 @@ struct AppendJob final : WriteJob {
 
   // Every statement before the message insert is an idempotent insert-if-absent.
   bool needs_savepoint() const override { return false; }
+  bool deliver_elsewhere() const override { return true; }
 
   std::optional<error> run(Conn& w, KnownConversations& known) override {
     staged.reset();
@@ -441,15 +447,6 @@ struct AppendJob final : WriteJob {
   result<void> append(Conn& w, KnownConversations& known) {
     if (m.id.empty() || m.conversation_id.empty() || m.sender_id.empty() || m.receiver_id.empty())
       return error{errc::invalid_argument, "message needs id, conversation, sender and receiver"};
-    if (!m.client_msg_id.empty()) {
-      // Looked up on the writer connection, so a duplicate earlier in this batch is seen too.
-      auto existing = message_by_client_id(w, m.sender_id, m.client_msg_id);
-      if (existing.ok()) {
-        staged.emplace(Appended{std::move(existing).value(), true});
-        return {};
-      }
-      if (existing.code() != errc::not_found) return existing.err();
-    }
     const bool new_conversation = !known.ids.contains(m.conversation_id);
     if (new_conversation) {
       {
@@ -472,7 +469,20 @@ struct AppendJob final : WriteJob {
       known.ids.insert(m.conversation_id);
       known.pending.push_back(m.conversation_id);
     }
-    staged.emplace(Appended{m, false});
+    if (sqlite3_changes(w.db()) == 0) {
+      // Nothing inserted: a retry of a clientMsgId stored before (possibly earlier in this
+      // batch: the lookup runs on the writer connection), or an id that already exists.
+      if (!m.client_msg_id.empty()) {
+        auto existing = message_by_client_id(w, m.sender_id, m.client_msg_id);
+        if (existing.ok()) {
+          staged.emplace(Appended{std::move(existing).value(), true});
+          return {};
+        }
+        if (existing.code() != errc::not_found) return existing.err();
+      }
+      return error{errc::internal, "a message with this id exists (ids are unique)"};
+    }
+    staged.emplace(Appended{std::move(m), false});
     return {};
   }
 
@@ -512,6 +522,7 @@ struct SqliteStore::Impl {
   std::uint64_t accepted = 0;
   std::uint64_t completed = 0;
   bool stopping = false;
+  CallbackExecutor callback_executor;
   std::thread writer;
   std::atomic<std::size_t> pending{0};
   std::atomic<std::uint64_t> commits{0};
@@ -625,7 +636,25 @@ struct SqliteStore::Impl {
     }
     if (auto r = w.run(kCommit, "commit"); !r.ok()) return fail_all(r.err());
     commits.fetch_add(1, std::memory_order_relaxed);
-    for (auto& job : batch) job->deliver(nullptr);
+    CallbackExecutor exec;
+    {
+      std::lock_guard lk(mu);
+      exec = callback_executor;
+    }
+    if (!exec) {
+      for (auto& job : batch) job->deliver(nullptr);
+      return;
+    }
+    // Synchronous writers wait on this thread's promise; appends' callbacks go to the executor.
+    auto handed = std::make_shared<std::vector<std::unique_ptr<WriteJob>>>();
+    for (auto& job : batch) {
+      if (job->deliver_elsewhere()) handed->push_back(std::move(job));
+      else job->deliver(nullptr);
+    }
+    if (handed->empty()) return;
+    exec([handed] {
+      for (auto& job : *handed) job->deliver(nullptr);
+    });
   }
 
   // Read pool: a connection per concurrent reader, handed out under a mutex.
@@ -715,8 +744,11 @@ result<std::unique_ptr<SqliteStore>> SqliteStore::open(const SqliteOptions& opti
                  "database '" + path + "': cannot enable WAL mode (journal_mode=" + mode + ")"};
   // A 64 MiB page cache and memory-mapped reads keep the hot index pages out of read() calls
   // (profiled: with the 2 MiB default the writer spent a third of its time in page syscalls).
+  // Checkpoints every ~40 MiB of WAL instead of 4: a hot index page rewritten by many commits
+  // is copied to the database once per checkpoint (measured: a third fewer bytes written).
   if (auto r = w.exec("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; "
-                      "PRAGMA cache_size = -65536; PRAGMA mmap_size = 268435456;");
+                      "PRAGMA cache_size = -65536; PRAGMA mmap_size = 268435456; "
+                      "PRAGMA wal_autocheckpoint = 10000;");
       !r.ok())
     return error{r.code(), "database '" + path + "': " + r.err().message};
   if (auto r = create_schema(w, path); !r.ok()) return r.err();
@@ -943,6 +975,11 @@ void SqliteStore::flush() {
 
 std::size_t SqliteStore::pending_writes() const {
   return impl_->pending.load(std::memory_order_relaxed);
+}
+
+void SqliteStore::set_callback_executor(CallbackExecutor exec) {
+  std::lock_guard lk(impl_->mu);
+  impl_->callback_executor = std::move(exec);
 }
 
 std::uint64_t SqliteStore::commits() const {

@@ -3,6 +3,7 @@
 // queued writes, and a small pool of read-only connections. Only apps/ includes this header.
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -20,6 +21,9 @@ struct SqliteOptions {
   int busy_timeout_ms = 5000;           ///< wait for locks held by other processes
 };
 
+/// Runs a committed batch's append callbacks (see SqliteStore::set_callback_executor).
+using CallbackExecutor = std::function<void(std::function<void()>)>;
+
 /// Store on SQLite. Durability: a write is acknowledged (callback/return) only after the COMMIT
 /// of its transaction returned with synchronous=FULL, i.e. after fsync. Writes (appends and the
 /// synchronous user/media writes) are executed in FIFO order by one writer thread, which groups
@@ -27,9 +31,9 @@ struct SqliteOptions {
 /// so that one job's constraint failure does not fail the others.
 ///
 /// Thread-safety: all methods may be called concurrently from any thread. Callbacks of
-/// append_message() run on the writer thread: from there, append_message() is allowed, but the
-/// synchronous writes return errc::internal (they would wait for their own thread) and flush()
-/// returns at once.
+/// append_message() run on the writer thread unless set_callback_executor() says
+/// otherwise: from the writer thread, append_message() is allowed, but the synchronous writes
+/// return errc::internal (they would wait for their own thread) and flush() returns at once.
 ///
 /// put_media() with an existing id replaces the stored media.
 class SqliteStore final : public Store {
@@ -74,6 +78,13 @@ class SqliteStore final : public Store {
   std::size_t pending_writes() const;
   /// Transactions committed by the writer since open(). Never blocks.
   std::uint64_t commits() const;
+
+  /// From now on each committed batch's append callbacks are handed to `exec` as one function
+  /// (in commit order; `exec` must run them in that order, e.g. on a strand), so that the writer
+  /// starts the next transaction while the previous batch's acknowledgements and fan-out run
+  /// elsewhere. Empty: on the writer thread (the default). A batch handed over and never run
+  /// (its executor stopped) was still committed. Thread-safe.
+  void set_callback_executor(CallbackExecutor exec);
 
   /// The SQL text of a statement ("mark_read", "conversation_summaries", "conversation_page";
   /// "" for other names), so tests can check its query plan. Pure.
