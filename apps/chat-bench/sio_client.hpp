@@ -1,12 +1,12 @@
 #pragma once
 // A minimal Socket.IO v5 / Engine.IO v4 client over WebSocket (no polling), enough to behave like
 // the official client on the wire: WebSocket upgrade, the open packet, CONNECT with an auth
-// object, pong for every ping, events with ack ids, acks. Beast stays inside sio_client.cpp.
+// object, pong for every ping, events with ack ids, acks. The WebSocket layer (RFC 6455, client
+// side) is in sio_client.cpp: reads parse every frame a read brought, writes are coalesced.
 //
 // Threading: a connection lives on one io_context that must be run by exactly one thread; every
 // method must be called on that thread and every handler call happens on it. No strands, no locks.
 #include <boost/asio/io_context.hpp>
-#include <boost/json/array.hpp>
 
 #include <cstdint>
 #include <memory>
@@ -26,10 +26,11 @@ class SioHandler {
   virtual void on_connect(SioConnection& c) = 0;
   /// TCP/WebSocket failure, CONNECT_ERROR, or the server closed: called once, then never again.
   virtual void on_close(SioConnection& c, std::string_view why) = 0;
-  /// An EVENT from the server: args[0] is the name.
-  virtual void on_event(SioConnection& c, boost::json::array& args) = 0;
-  /// An ACK for an id we sent with emit().
-  virtual void on_ack(SioConnection& c, std::uint64_t id, boost::json::array& args) = 0;
+  /// An EVENT from the server: `args` is its JSON text as received (`["name", …]` unless the
+  /// server is broken: not validated here, so that the handler parses it once, its own way).
+  virtual void on_event(SioConnection& c, std::string_view args) = 0;
+  /// An ACK for an id we sent with emit(); `args` as for on_event (`[…]`, not validated).
+  virtual void on_ack(SioConnection& c, std::uint64_t id, std::string_view args) = 0;
 };
 
 struct ConnectTarget {

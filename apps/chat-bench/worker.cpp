@@ -17,11 +17,12 @@
 #include <queue>
 #include <random>
 #include <thread>
-#include <unordered_map>
+#include <optional>
 
 #include <sys/resource.h>
 
 #include "histogram.hpp"
+#include "payload_scan.hpp"
 #include "proc_stats.hpp"
 #include "sio_client.hpp"
 
@@ -76,6 +77,45 @@ asio::steady_timer::time_point at_ns(std::int64_t ns) {
 
 struct Lane;
 
+/// Ack id → intended send time of the messages awaiting their ack. Ids are handed out in
+/// increasing order per connection, so a window over consecutive ids replaces a hash map: O(1)
+/// without hashing or a node allocation per message; acks may still come in any order.
+class Inflight {
+ public:
+  void add(std::uint64_t id, std::int64_t intended) {
+    if (slots_.empty()) base_ = id;
+    if (id < base_ + slots_.size()) return;  // not increasing: never happens (ids are ours)
+    while (base_ + slots_.size() < id) slots_.push_back(kGone);
+    slots_.push_back(intended);
+    ++live_;
+  }
+  /// Removes `id`; its intended send time, or nullopt when it was not in flight.
+  std::optional<std::int64_t> take(std::uint64_t id) {
+    if (id < base_ || id - base_ >= slots_.size()) return std::nullopt;
+    std::int64_t& slot = slots_[id - base_];
+    if (slot == kGone) return std::nullopt;
+    const std::int64_t t = slot;
+    slot = kGone;
+    --live_;
+    while (!slots_.empty() && slots_.front() == kGone) {
+      slots_.pop_front();
+      ++base_;
+    }
+    return t;
+  }
+  std::size_t size() const { return live_; }
+  void clear() {
+    slots_.clear();
+    live_ = 0;
+  }
+
+ private:
+  static constexpr std::int64_t kGone = INT64_MIN;
+  std::deque<std::int64_t> slots_;
+  std::uint64_t base_ = 0;  ///< the id of slots_.front()
+  std::size_t live_ = 0;
+};
+
 /// One socket of one user.
 struct Conn {
   std::size_t index = 0;  ///< in Worker::conns_ (the connection's tag)
@@ -95,7 +135,7 @@ struct Conn {
   std::string event_prefix;  ///< ["sendMessage",{"to":"<peer>","text":"
   double interval_ns = 0;
   std::uint64_t seq = 0;
-  std::unordered_map<std::uint64_t, std::int64_t> inflight;  ///< ack id → intended send time
+  Inflight inflight;
   std::vector<Id> acked;
   std::vector<Id> received;
 };
@@ -120,6 +160,10 @@ struct Lane {
       due;
 
   Histogram e2e, ack, lag, connect;
+  std::string scratch;  ///< send_one's event text
+  PayloadScanner scanner;
+  ScannedEvent event;
+  ScannedAck ack_scan;
   std::uint64_t sent = 0, sent_window = 0, acked = 0, acked_window = 0, delivered = 0,
                 delivered_window = 0, foreign = 0, bad_payload = 0, ack_lost = 0, pongs = 0;
   std::map<std::string, std::uint64_t> ack_errors, connect_errors, close_reasons;
@@ -192,22 +236,23 @@ class Worker final : public SioHandler {
     k.inflight.clear();
   }
 
-  void on_event(SioConnection& c, json::array& args) override {
-    if (args.size() < 2 || !args[0].is_string() || args[0].get_string() != "newMessage") return;
-    const std::int64_t now = now_ns();
+  void on_event(SioConnection& c, std::string_view args) override {
     Conn& k = conns_[c.tag()];
     Lane& l = *k.lane;
-    const json::object* m = args[1].if_object();
-    const json::value* id = m ? m->if_contains("_id") : nullptr;
-    const json::value* from = m ? m->if_contains("senderId") : nullptr;
-    const json::value* text = m ? m->if_contains("text") : nullptr;
-    Id parsed{};
-    if (!id || !id->is_string() || !parse_id(id->get_string(), parsed) || !from || !from->is_string() ||
-        !text || !text->is_string()) {
+    ScannedEvent& e = l.event;
+    if (!l.scanner.scan_event(args, e)) {
       ++l.bad_payload;
       return;
     }
-    if (from->get_string() != k.peer_id) {
+    if (e.args < 2 || !e.name.is_string() || e.name.value != "newMessage") return;
+    const std::int64_t now = now_ns();
+    Id parsed{};
+    if (!e.arg1_object || !e.id.is_string() || !parse_id(e.id.value, parsed) || !e.sender_id.is_string() ||
+        !e.text.is_string()) {
+      ++l.bad_payload;
+      return;
+    }
+    if (e.sender_id.value != k.peer_id) {
       ++l.foreign;
       return;
     }
@@ -215,7 +260,7 @@ class Worker final : public SioHandler {
     ++l.delivered;
     l.a_delivered.fetch_add(1, std::memory_order_relaxed);
     if (now >= t_m0_ && now <= t_end_) ++l.delivered_window;
-    std::string_view t = text->get_string();
+    std::string_view t = e.text.value;
     std::int64_t intended = 0;
     auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), intended);
     if (ec != std::errc{}) {
@@ -225,22 +270,19 @@ class Worker final : public SioHandler {
     if (intended >= t_m0_) l.e2e.record((now - intended) / 1000);
   }
 
-  void on_ack(SioConnection& c, std::uint64_t id, json::array& args) override {
+  void on_ack(SioConnection& c, std::uint64_t id, std::string_view args) override {
     const std::int64_t now = now_ns();
     Conn& k = conns_[c.tag()];
     Lane& l = *k.lane;
-    auto it = k.inflight.find(id);
-    if (it == k.inflight.end()) return;
-    const std::int64_t intended = it->second;
-    k.inflight.erase(it);
+    const std::optional<std::int64_t> taken = k.inflight.take(id);
+    if (!taken) return;
+    const std::int64_t intended = *taken;
     l.a_inflight.fetch_sub(1, std::memory_order_relaxed);
-    const json::object* body = !args.empty() ? args[0].if_object() : nullptr;
-    const json::value* status = body ? body->if_contains("status") : nullptr;
-    if (status && status->is_string() && status->get_string() == "ok") {
-      const json::value* msg = body->if_contains("message");
-      const json::value* mid = msg && msg->is_object() ? msg->get_object().if_contains("_id") : nullptr;
+    ScannedAck& a = l.ack_scan;
+    const bool body = l.scanner.scan_ack(args, a) && a.arg0_object;
+    if (body && a.status.is_string() && a.status.value == "ok") {
       Id parsed{};
-      if (mid && mid->is_string() && parse_id(mid->get_string(), parsed)) {
+      if (a.message_object && a.message_id.is_string() && parse_id(a.message_id.value, parsed)) {
         k.acked.push_back(parsed);
         ++l.acked;
         l.a_acked.fetch_add(1, std::memory_order_relaxed);
@@ -250,8 +292,7 @@ class Worker final : public SioHandler {
         ++l.ack_errors["ok without message._id"];
       }
     } else {
-      const json::value* code = body ? body->if_contains("code") : nullptr;
-      ++l.ack_errors[code && code->is_string() ? short_reason(code->get_string()) : "malformed ack"];
+      ++l.ack_errors[body && a.code.is_string() ? short_reason(a.code.value) : "malformed ack"];
     }
     if (closed_loop() && sending_ && now < t_end_ && !k.closed) send_one(k, now);
   }
@@ -396,20 +437,19 @@ class Worker final : public SioHandler {
   void send_one(Conn& k, std::int64_t intended) {
     Lane& l = *k.lane;
     ++k.seq;
-    std::string text;
-    text.reserve(o_.text_bytes);
+    // Built in the lane's scratch string: no allocation per message once it has grown.
+    std::string& ev = l.scratch;
+    ev.clear();
+    ev += k.event_prefix;
+    const std::size_t text_at = ev.size();
     char num[48];
     auto r1 = std::to_chars(num, num + sizeof num, intended);
-    text.append(num, r1.ptr);
-    text.push_back(' ');
+    ev.append(num, r1.ptr);
+    ev.push_back(' ');
     auto r2 = std::to_chars(num, num + sizeof num, k.seq);
-    text.append(num, r2.ptr);
-    text.push_back(' ');
-    if (text.size() < o_.text_bytes) text.append(o_.text_bytes - text.size(), 'x');
-    std::string ev;
-    ev.reserve(k.event_prefix.size() + text.size() + 64);
-    ev += k.event_prefix;
-    ev += text;
+    ev.append(num, r2.ptr);
+    ev.push_back(' ');
+    if (ev.size() - text_at < o_.text_bytes) ev.append(o_.text_bytes - (ev.size() - text_at), 'x');
     ev += R"(","clientMsgId":")";
     ev += run_id_;
     ev.push_back('-');
@@ -417,7 +457,7 @@ class Worker final : public SioHandler {
     ev += R"("}])";
     const std::uint64_t id = k.sio->emit(ev, true);
     if (id == 0) return;  // closed
-    k.inflight.emplace(id, intended);
+    k.inflight.add(id, intended);
     l.a_inflight.fetch_add(1, std::memory_order_relaxed);
     ++l.sent;
     if (intended >= t_m0_) ++l.sent_window;
