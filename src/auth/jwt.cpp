@@ -1,8 +1,7 @@
 #include "auth/jwt.hpp"
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <sodium.h>
 
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
@@ -26,14 +25,16 @@ constexpr std::size_t kMaxTokenBytes = 8192;
 const char* const kInvalid = "Invalid token";
 const char* const kExpired = "Token expired";
 
+// libsodium's HMAC-SHA-256: OpenSSL 3's one-shot HMAC() looks the algorithm up through its
+// provider machinery on every call, which profiled at ~9 % of a socket connect.
 std::string hmac_sha256_b64url(std::string_view key, std::string_view data) {
-  unsigned char mac[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  // std::string::data() is never null, so an empty secret is an empty key, not "no key".
-  if (HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-           reinterpret_cast<const unsigned char*>(data.data()), data.size(), mac, &len) == nullptr)
+  unsigned char mac[crypto_auth_hmacsha256_BYTES];
+  crypto_auth_hmacsha256_state st;
+  if (crypto_auth_hmacsha256_init(&st, reinterpret_cast<const unsigned char*>(key.data()), key.size()) != 0 ||
+      crypto_auth_hmacsha256_update(&st, reinterpret_cast<const unsigned char*>(data.data()), data.size()) != 0 ||
+      crypto_auth_hmacsha256_final(&st, mac) != 0)
     return {};
-  return base64url_encode(std::string_view(reinterpret_cast<const char*>(mac), len));
+  return base64url_encode(std::string_view(reinterpret_cast<const char*>(mac), sizeof mac));
 }
 
 /// JSON.stringify's string escaping: \" \\ \b \f \n \r \t, other control characters as \u00xx

@@ -39,6 +39,8 @@ class Connection {
   virtual const std::string& sid() const = 0;
   /// The handshake request (headers, query, peer address; no body).
   virtual const net::Request& request() const = 0;
+  /// The same, shared (a Socket.IO socket keeps it without a copy per connection).
+  virtual std::shared_ptr<const net::Request> shared_request() const = 0;
   /// Queues a message. `frame` is the complete Engine.IO text frame — '4' followed by the
   /// message (see message_frame()) — or, when `binary`, the raw bytes. Shared so that a fan-out
   /// encodes once. Returns false when the connection is closed or its queue overflowed (the

@@ -2,6 +2,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/container/deque.hpp>
 #include <boost/json/serialize.hpp>
 
 #include <atomic>
@@ -115,10 +116,11 @@ struct Socket::State {
   enum class Phase { connecting, connected, disconnected, gone } phase = Phase::connecting;
   std::shared_ptr<engineio::Connection> conn;
   std::weak_ptr<Client> client;
-  net::Request handshake;
+  std::shared_ptr<const net::Request> handshake;  // the connection's, shared
   // Recoverable packets: while connected, the last few sent (their delivery is not certain
   // until the client comes back with a later offset); while disconnected, everything missed.
-  std::deque<Outgoing> recent;
+  // Boost's deque allocates nothing while empty (std::deque takes ~600 bytes at once).
+  boost::container::deque<Outgoing> recent;
   std::size_t missed_from = 0;  // index in `recent` of the first packet sent while disconnected
   std::uint64_t evicted_up_to = 0;
   bool lost = false;
@@ -167,7 +169,10 @@ Socket::Socket(Namespace& nsp, std::string id, std::string pid)
 Socket::~Socket() = default;
 
 const std::string& Socket::nsp() const noexcept { return nsp_.name(); }
-const net::Request& Socket::handshake() const { return state_->handshake; }
+const net::Request& Socket::handshake() const {
+  static const net::Request none;
+  return state_->handshake ? *state_->handshake : none;
+}
 
 bool Socket::connected() const {
   std::lock_guard lock(state_->mu);
@@ -362,7 +367,7 @@ class Client final : public engineio::ConnectionHandler, public std::enable_shar
     {
       auto& st = Access::state(*socket);
       std::lock_guard lock(st.mu);
-      st.handshake = conn_->request();
+      st.handshake = conn_->shared_request();
       st.client = weak_from_this();
     }
     connecting_.insert(name);
