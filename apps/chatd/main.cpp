@@ -104,10 +104,12 @@ chat::result<void> open_embedded(const chat::config::Config& cfg, chat::metrics:
   b.description = "embedded, data " + cfg.data_dir;
   auto pending = registry.gauge("chat_store_pending_writes", "Writes queued for the next group commit");
   auto commits = registry.gauge("chat_store_commits", "Transactions committed by the store writer");
-  registry.on_collect([&b, pending, commits] {
+  auto checkpoints = registry.gauge("chat_store_checkpoints", "WAL checkpoints run by the store");
+  registry.on_collect([&b, pending, commits, checkpoints] {
     if (!b.sqlite) return;
     pending.set(static_cast<double>(b.sqlite->pending_writes()));
     commits.set(static_cast<double>(b.sqlite->commits()));
+    checkpoints.set(static_cast<double>(b.sqlite->checkpoints()));
   });
   return {};
 }

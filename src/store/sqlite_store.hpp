@@ -78,6 +78,8 @@ class SqliteStore final : public Store {
   std::size_t pending_writes() const;
   /// Transactions committed by the writer since open(). Never blocks.
   std::uint64_t commits() const;
+  /// WAL checkpoints run since open() (most on the store's checkpoint thread). Never blocks.
+  std::uint64_t checkpoints() const;
 
   /// From now on each committed batch's append callbacks are handed to `exec` as one function
   /// (in commit order; `exec` must run them in that order, e.g. on a strand), so that the writer

@@ -461,6 +461,40 @@ TEST_F(SqliteStoreTest, FailingMessageDoesNotFailItsBatch) {
   EXPECT_EQ(page->messages[1].text, "fine");
 }
 
+// Checkpoints run on their own thread while appends go on, and the WAL stays bounded: a
+// passive checkpoint alone may never catch up with a writer that keeps committing (the WAL
+// then never restarts), which the writer's own checkpoint past a size limit prevents.
+TEST_F(SqliteStoreTest, WalStaysBoundedUnderContinuousWrites) {
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  constexpr int kMessages = 160'000;  // in rounds of 40,000 (the queue holds 65,536)
+  std::atomic<int> ok{0};
+  std::uintmax_t largest_wal = 0;
+  const std::filesystem::path wal = db_path() + "-wal";
+  // Many conversations, so that each commit dirties many pages (~160 MB of WAL frames in all).
+  for (int i = 0; i < kMessages; ++i) {
+    const auto a = hex_id(1000 + static_cast<std::uint32_t>(i % 3000));
+    store->append_message(make_message(a, hex_id(9), std::string(200, 'x')), [&](result<Appended> r) {
+      if (r.ok()) ++ok;
+    });
+    if (i % 2000 == 0) {
+      std::error_code ec;
+      largest_wal = std::max(largest_wal, std::filesystem::file_size(wal, ec));
+    }
+    if (i % 40'000 == 39'999) store->flush();
+  }
+  store->flush();
+  std::error_code ec;
+  largest_wal = std::max(largest_wal, std::filesystem::file_size(wal, ec));
+  EXPECT_EQ(ok.load(), kMessages);
+  EXPECT_GT(store->checkpoints(), 0u);
+  // 8,000 pages before the writer checkpoints itself, plus one commit's frames.
+  EXPECT_LT(largest_wal, 64u << 20) << "the WAL grew to " << largest_wal << " bytes";
+  auto page = store->conversation_page(direct_conversation_id(hex_id(1000), hex_id(9)), "", 5);
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(page->messages.size(), 5u);
+}
+
 TEST_F(SqliteStoreTest, GroupCommitGroupsConcurrentAppends) {
   auto store = open_store();
   ASSERT_TRUE(store);
