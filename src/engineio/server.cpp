@@ -6,7 +6,9 @@
 #include <boost/asio/strand.hpp>
 #include <boost/container/deque.hpp>
 
+#include <algorithm>
 #include <deque>
+#include <limits>
 #include <mutex>
 #include <optional>
 #include <unordered_map>
@@ -50,8 +52,22 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   ConnectionFactory factory;
   mutable std::mutex mu;  // guards sessions
   std::unordered_map<std::string, std::shared_ptr<Session>> sessions;
+  // One heartbeat timer for every session (instead of a timer per session, re-armed and
+  // cancelled twice per ping): each tick looks for the sessions whose ping or pong deadline
+  // has come. Idle connections then cost a wake-up per tick instead of two per ping.
+  asio::steady_timer heartbeat_tick;
+  std::chrono::milliseconds tick_period;
 
-  Impl(Options o, asio::io_context& io, ConnectionFactory f) : opts(std::move(o)), ioc(io), factory(std::move(f)) {}
+  Impl(Options o, asio::io_context& io, ConnectionFactory f)
+      : opts(std::move(o)),
+        ioc(io),
+        factory(std::move(f)),
+        heartbeat_tick(io),
+        // Pings and ping timeouts are at most a tick late (the client allows far more).
+        tick_period(std::clamp(std::min(opts.ping_interval, opts.ping_timeout) / 10,
+                               std::chrono::milliseconds(5), std::chrono::milliseconds(500))) {}
+
+  void arm_heartbeat();
 
   std::shared_ptr<Session> find(const std::string& sid) const {
     std::lock_guard lock(mu);
@@ -74,7 +90,6 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
   Session(std::shared_ptr<Server::Impl> server, net::Request req, bool websocket)
       : server_(std::move(server)),
         strand_(asio::make_strand(server_->ioc)),
-        heartbeat_(strand_),
         sid_(new_sid()),
         request_(std::make_shared<const net::Request>(without_body(std::move(req)))),
         websocket_(websocket) {}
@@ -182,6 +197,19 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
     asio::dispatch(strand_, [self = shared_from_this(), body = std::move(body), respond = std::move(respond)]() mutable {
       self->poll_post(body, std::move(respond));
     });
+  }
+
+  // ---- heartbeat (Server::Impl's tick) -------------------------------------------------------
+
+  /// On the tick's thread: true (once) when the session's next heartbeat deadline has come; the
+  /// caller then runs heartbeat() on the session's strand, which sets the next deadline.
+  bool heartbeat_due(std::int64_t now_ns) {
+    std::int64_t due = heartbeat_due_.load(std::memory_order_relaxed);
+    return due <= now_ns && heartbeat_due_.compare_exchange_strong(due, kNever, std::memory_order_relaxed);
+  }
+
+  void heartbeat() {
+    asio::post(strand_, [self = shared_from_this()] { self->on_heartbeat(); });
   }
 
   // ---- WebSocket events (from the connection's strand) -------------------------------------
@@ -333,20 +361,33 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
 
   // ---- heartbeat --------------------------------------------------------------------------
 
+  static std::int64_t steady_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::steady_clock::now().time_since_epoch()).count();
+  }
+
+  /// The next ping is due one interval from now.
   void schedule_ping() {
-    const unsigned gen = ++heartbeat_gen_;
-    heartbeat_.expires_after(server_->opts.ping_interval);
-    heartbeat_.async_wait([self = shared_from_this(), gen](error_code ec) {
-      if (ec || gen != self->heartbeat_gen_ || self->closed_) return;
-      self->send_control(kPing);
-      self->awaiting_pong_ = true;
-      const unsigned gen2 = ++self->heartbeat_gen_;
-      self->heartbeat_.expires_after(self->server_->opts.ping_timeout);
-      self->heartbeat_.async_wait([self, gen2](error_code ec2) {
-        if (ec2 || gen2 != self->heartbeat_gen_ || self->closed_) return;
-        if (self->awaiting_pong_) self->do_close("ping timeout", false);
-      });
-    });
+    next_ping_ns_ = steady_ns() + std::chrono::nanoseconds(server_->opts.ping_interval).count();
+    heartbeat_due_.store(next_ping_ns_, std::memory_order_relaxed);
+  }
+
+  void on_heartbeat() {
+    if (closed_) return;
+    const std::int64_t now = steady_ns();
+    if (awaiting_pong_) {
+      if (now >= pong_deadline_ns_) return do_close("ping timeout", false);
+      heartbeat_due_.store(pong_deadline_ns_, std::memory_order_relaxed);
+      return;
+    }
+    if (now < next_ping_ns_) {  // a pong moved the ping later since the tick looked
+      heartbeat_due_.store(next_ping_ns_, std::memory_order_relaxed);
+      return;
+    }
+    send_control(kPing);
+    awaiting_pong_ = true;
+    pong_deadline_ns_ = now + std::chrono::nanoseconds(server_->opts.ping_timeout).count();
+    heartbeat_due_.store(pong_deadline_ns_, std::memory_order_relaxed);
   }
 
   void send_control(const std::shared_ptr<const std::string>& frame) {
@@ -440,8 +481,7 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
       closed_flag_ = true;
       ws_fast_.reset();
     }
-    ++heartbeat_gen_;
-    heartbeat_.cancel();
+    heartbeat_due_.store(kNever, std::memory_order_relaxed);
     ++upper_gen_;
     if (upper_timer_) upper_timer_->cancel();
     abort_upgrade();
@@ -475,10 +515,12 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
 
   std::shared_ptr<Server::Impl> server_;
   Strand strand_;
-  asio::steady_timer heartbeat_;
   std::unique_ptr<asio::steady_timer> upper_timer_;
   std::unique_ptr<asio::steady_timer> upgrade_timer_;
-  unsigned heartbeat_gen_ = 0;
+  static constexpr std::int64_t kNever = std::numeric_limits<std::int64_t>::max();
+  std::atomic<std::int64_t> heartbeat_due_{kNever};  ///< steady ns; read by the tick
+  std::int64_t next_ping_ns_ = 0;                     ///< strand state from here
+  std::int64_t pong_deadline_ns_ = 0;
   unsigned upper_gen_ = 0;
   unsigned upgrade_gen_ = 0;
   const std::string sid_;
@@ -541,10 +583,31 @@ std::shared_ptr<const std::string> message_frame(std::string_view message) {
   return std::make_shared<const std::string>(std::move(f));
 }
 
+void Server::Impl::arm_heartbeat() {
+  heartbeat_tick.expires_after(tick_period);
+  heartbeat_tick.async_wait([weak = weak_from_this()](error_code ec) {
+    auto self = weak.lock();
+    if (ec || !self) return;
+    const auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                         std::chrono::steady_clock::now().time_since_epoch()).count();
+    std::vector<std::shared_ptr<Session>> due;
+    {
+      std::lock_guard lock(self->mu);
+      for (const auto& [sid, s] : self->sessions)
+        if (s->heartbeat_due(now)) due.push_back(s);
+    }
+    for (const auto& s : due) s->heartbeat();
+    self->arm_heartbeat();
+  });
+}
+
 Server::Server(Options options, asio::io_context& ioc, ConnectionFactory factory)
-    : impl_(std::make_shared<Impl>(std::move(options), ioc, std::move(factory))) {}
+    : impl_(std::make_shared<Impl>(std::move(options), ioc, std::move(factory))) {
+  impl_->arm_heartbeat();
+}
 
 Server::~Server() {
+  impl_->heartbeat_tick.cancel();
   // Sessions hold the Impl: release the map's references so that nothing outlives the server.
   std::unordered_map<std::string, std::shared_ptr<Session>> sessions;
   {
