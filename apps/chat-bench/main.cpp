@@ -461,8 +461,12 @@ class Coordinator {
     r["users"] = o_.users;
     r["pairs"] = o_.users / 2;
     r["mode"] = o_.rate > 0 ? "open" : "closed";
-    if (o_.rate > 0) r["rate_target"] = o_.rate;
-    else r["window"] = o_.window;
+    if (o_.rate > 0) {
+      r["rate_target"] = o_.rate;
+      r["tick_us"] = o_.tick_us;
+    } else {
+      r["window"] = o_.window;
+    }
     r["direction"] = o_.both_directions ? "both" : "one";
     r["text_bytes"] = o_.text_bytes;
     r["duration_s"] = o_.duration_s;

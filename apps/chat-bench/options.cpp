@@ -91,6 +91,8 @@ Users (created with POST /api/v1/auth/signup; chatd needs
 dm / cluster:
   --rate R                  open loop: R messages/s in total, latency from the intended send time
                             (corrected for coordinated omission); 0 = closed loop (default)
+  --tick-us T               open loop: wake every T µs and send what is due (default 200; a
+                            timer per message cost the generator ~40 µs per message)
   --window W                closed loop: messages in flight per sender (default 8)
   --one-way                 only the first user of each pair sends (default: both; cluster: one way)
   --text-bytes B            message text length (default 64, >= 40)
@@ -172,6 +174,7 @@ result<Options> parse_options(const std::vector<std::string>& args) {
       o.presence = v == "omit" ? "" : v;
     }
     else if (a == "--rate") { CHAT_TRY(n, number(a, v, 0, 1e9)); o.rate = n; }
+    else if (a == "--tick-us") { CHAT_TRY(n, count(a, v, 1, 1'000'000)); o.tick_us = static_cast<std::int64_t>(n); }
     else if (a == "--window") { CHAT_TRY(n, count(a, v, 1, 1'000'000)); o.window = n; }
     else if (a == "--text-bytes") { CHAT_TRY(n, count(a, v, 40, 4000)); o.text_bytes = n; }
     else if (a == "--duration") { CHAT_TRY(n, number(a, v, 0.1, 86400)); o.duration_s = n; }

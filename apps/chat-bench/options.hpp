@@ -27,6 +27,9 @@ struct Options {
 
   // dm / cluster
   double rate = 0;           ///< total msgs/s (open loop); 0: closed loop
+  /// open loop: the sender wakes on this grid (µs) and sends every message due by then; a send
+  /// is up to one tick late (counted in the latencies, which start at the intended time).
+  std::int64_t tick_us = 200;
   std::size_t window = 8;    ///< closed loop: messages in flight per sender
   bool both_directions = true;
   std::size_t text_bytes = 64;

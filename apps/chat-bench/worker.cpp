@@ -466,7 +466,10 @@ class Worker final : public SioHandler {
 
   void arm_schedule(Lane& l) {
     if (l.due.empty()) return;
-    l.timer.expires_at(at_ns(l.due.top().first));
+    // Wake on the tick grid: one wake-up (and one timer reprogramming) sends everything due.
+    const std::int64_t tick = o_.tick_us * 1000;
+    const std::int64_t due = l.due.top().first;
+    l.timer.expires_at(at_ns(due + (tick - (due - t0_) % tick) % tick));
     l.timer.async_wait([this, &l](boost::system::error_code ec) {
       if (!ec) on_schedule(l);
     });
