@@ -37,8 +37,12 @@ net::Response payload_response(std::string body) {
   return net::Response::text(200, std::move(body), "text/plain; charset=UTF-8");
 }
 
+// What a session keeps of its handshake request for its lifetime: no body, and no spare
+// capacity (the HTTP layer reserves room for 16 headers; per idle connection that was ~600
+// bytes).
 net::Request without_body(net::Request req) {
   req.body = std::string();
+  req.headers.shrink_to_fit();
   return req;
 }
 
@@ -142,7 +146,10 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
       const unsigned gen = ++self->upper_gen_;
       self->upper_timer_->expires_after(delay);
       self->upper_timer_->async_wait([self, gen, fn = std::move(fn)](error_code ec) {
-        if (!ec && gen == self->upper_gen_ && !self->closed_) fn();
+        if (ec || gen != self->upper_gen_) return;
+        // The last timer set has fired: an idle connection keeps no timer object.
+        self->upper_timer_.reset();
+        if (!self->closed_) fn();
       });
     });
   }

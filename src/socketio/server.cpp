@@ -5,6 +5,7 @@
 #include <boost/container/deque.hpp>
 #include <boost/json/serialize.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <charconv>
 #include <deque>
@@ -125,7 +126,8 @@ struct Socket::State {
   std::uint64_t evicted_up_to = 0;
   bool lost = false;
   Clock::time_point expires{};
-  std::unordered_set<std::string> rooms;
+  // A socket is in a few rooms: a vector costs no hash table per connection.
+  std::vector<std::string> rooms;
 };
 
 struct Namespace::Impl {
@@ -147,10 +149,13 @@ struct Namespace::Impl {
   explicit Impl(NamespaceContext& c) : ctx(c) {}
 
   void join_locked(const SocketPtr& s, const std::string& room) {
-    if (s->state_->rooms.insert(room).second) rooms[room].insert(s);
+    auto& mine = s->state_->rooms;
+    if (std::find(mine.begin(), mine.end(), room) != mine.end()) return;
+    mine.push_back(room);
+    rooms[room].insert(s);
   }
   void leave_locked(const SocketPtr& s, const std::string& room) {
-    if (!s->state_->rooms.erase(room)) return;
+    if (std::erase(s->state_->rooms, room) == 0) return;
     auto it = rooms.find(room);
     if (it == rooms.end()) return;
     it->second.erase(s);
@@ -339,7 +344,8 @@ class Client final : public engineio::ConnectionHandler, public std::enable_shar
   void on_connect(const std::string& name, const std::string& data) {
     Namespace* nsp = find_ns_(name);
     if (!nsp) return send_packet(PacketType::connect_error, name, R"({"message":"Invalid namespace"})");
-    if (sockets_.contains(name) || connecting_.contains(name)) return protocol_error("repeated CONNECT");
+    if (sockets_.contains(name) || std::find(connecting_.begin(), connecting_.end(), name) != connecting_.end())
+      return protocol_error("repeated CONNECT");
     json::object auth;
     if (!data.empty()) {
       auto v = parse_json(data);
@@ -370,7 +376,7 @@ class Client final : public engineio::ConnectionHandler, public std::enable_shar
       st.handshake = conn_->shared_request();
       st.client = weak_from_this();
     }
-    connecting_.insert(name);
+    connecting_.push_back(name);
     run_middleware(nsp, socket, 0, client_offset);
   }
 
@@ -422,7 +428,8 @@ class Client final : public engineio::ConnectionHandler, public std::enable_shar
 
   void finish_connect(Namespace* nsp, const SocketPtr& socket, std::optional<ConnectError> err) {
     const std::string& name = nsp->name();
-    connecting_.erase(name);
+    std::erase(connecting_, name);
+    if (connecting_.empty()) connecting_ = {};  // nothing kept while idle
     auto& impl = Access::impl(*nsp);
     auto& st = Access::state(*socket);
     if (closed_ || err) {
@@ -536,7 +543,7 @@ class Client final : public engineio::ConnectionHandler, public std::enable_shar
   NamespaceContext& ctx_;
   Decoder decoder_;
   std::map<std::string, SocketPtr> sockets_;
-  std::unordered_set<std::string> connecting_;
+  std::vector<std::string> connecting_;  // namespaces whose CONNECT is in the middleware
   bool closed_ = false;
 };
 
