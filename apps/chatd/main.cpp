@@ -229,6 +229,7 @@ int run(const chat::config::Config& cfg) {
   eopts.max_buffered_bytes = cfg.send_queue_bytes;
   eopts.on_slow_consumer = [slow_consumers] { slow_consumers.inc(); };
   socketio::Options sopts_io;
+  sopts_io.keep_auth = false;  // the token is checked at CONNECT; nothing reads auth() later
   sopts_io.recovery = cfg.recovery_ms > 0;
   if (sopts_io.recovery) sopts_io.max_disconnection = std::chrono::milliseconds(cfg.recovery_ms);
 

@@ -454,6 +454,7 @@ class Client final : public engineio::ConnectionHandler, public std::enable_shar
     }
     sockets_[name] = socket;
     conn_->cancel_timer();
+    if (!ctx_.opts.keep_auth) Access::set_connect_data(*socket, {}, socket->recovered());
     {
       std::lock_guard lock(impl.mu);
       impl.sockets[socket->id()] = socket;

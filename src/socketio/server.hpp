@@ -26,6 +26,10 @@ struct Options {
   std::size_t max_missed_packets = 10'000;  ///< per disconnected session; beyond → not recoverable
   std::size_t recent_packets = 256;         ///< kept per connected socket for a quick recovery
   std::size_t max_attachments = 10;
+  /// Keep each socket's CONNECT payload (auth()) for its lifetime, as the reference server
+  /// does. false: freed once the middleware admitted the socket (auth() is {} afterwards) —
+  /// it usually carries the client's token, and an idle connection then keeps neither.
+  bool keep_auth = true;
 };
 
 struct ConnectError {
@@ -70,7 +74,8 @@ class Socket : public std::enable_shared_from_this<Socket> {
   /// The handshake request of the current connection (headers, query, peer address).
   /// Strand-confined: read it in middleware and handlers.
   const net::Request& handshake() const;
-  /// The CONNECT payload without the recovery fields ({} when none). Strand-confined.
+  /// The CONNECT payload without the recovery fields ({} when none; {} after the middleware
+  /// when Options::keep_auth is false). Strand-confined.
   const boost::json::object& auth() const { return auth_; }
   /// True when this connection resumed an earlier session (missed events were replayed).
   bool recovered() const noexcept { return recovered_; }

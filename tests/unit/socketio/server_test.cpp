@@ -253,6 +253,25 @@ TEST_F(SocketIoServerTest, AuthPayloadIsVisibleToMiddleware) {
   EXPECT_FALSE(connections_[0]->recovered());
 }
 
+// chatd's setting: the payload (with the token) is seen by the middleware, then not kept.
+TEST_F(SocketIoServerTest, AuthPayloadIsFreedAfterMiddlewareWithoutKeepAuth) {
+  Options o;
+  o.keep_auth = false;
+  start(o);
+  std::optional<json::object> seen;
+  server_->of("/").use([&](const SocketPtr& s, Namespace::Next next) {
+    seen = s->auth();
+    next(std::nullopt);
+  });
+  auto& p = open();
+  const std::string reply = connect(p, R"(40{"token":"abc"})");
+  ASSERT_TRUE(seen);
+  EXPECT_EQ(json::serialize(*seen), R"({"token":"abc"})");
+  ASSERT_EQ(connections_.size(), 1u);
+  EXPECT_TRUE(reply.starts_with("40{\"sid\":")) << reply;
+  EXPECT_TRUE(connections_[0]->auth().empty());
+}
+
 TEST_F(SocketIoServerTest, MiddlewaresRunInOrder) {
   start(no_recovery());
   std::vector<int> order;
