@@ -11,6 +11,7 @@
 #include <limits>
 #include <mutex>
 #include <optional>
+#include <queue>
 #include <unordered_map>
 
 #include "core/base64.hpp"
@@ -61,6 +62,21 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   // has come. Idle connections then cost a wake-up per tick instead of two per ping.
   asio::steady_timer heartbeat_tick;
   std::chrono::milliseconds tick_period;
+  // Each session's next heartbeat deadline, earliest first: a tick touches only the sessions
+  // whose deadline came (walking every session each tick was a quarter of idle CPU). One entry
+  // per session: a deadline moved later (a pong) is found when the old one comes, re-queued.
+  struct Due {
+    std::int64_t at_ns;
+    std::weak_ptr<Session> session;
+    bool operator>(const Due& o) const { return at_ns > o.at_ns; }
+  };
+  std::mutex heartbeat_mu;
+  std::priority_queue<Due, std::vector<Due>, std::greater<>> heartbeat_queue;  // guarded by heartbeat_mu
+
+  void queue_heartbeat(std::int64_t at_ns, std::weak_ptr<Session> s) {
+    std::lock_guard lock(heartbeat_mu);
+    heartbeat_queue.push(Due{at_ns, std::move(s)});
+  }
 
   Impl(Options o, asio::io_context& io, ConnectionFactory f)
       : opts(std::move(o)),
@@ -91,6 +107,8 @@ namespace {
 // straight to the WebSocket once the transport is settled.
 class Session final : public Connection, public std::enable_shared_from_this<Session> {
  public:
+  static constexpr std::int64_t kNever = std::numeric_limits<std::int64_t>::max();
+
   Session(std::shared_ptr<Server::Impl> server, net::Request req, bool websocket)
       : server_(std::move(server)),
         strand_(asio::make_strand(server_->ioc)),
@@ -208,11 +226,14 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
 
   // ---- heartbeat (Server::Impl's tick) -------------------------------------------------------
 
-  /// On the tick's thread: true (once) when the session's next heartbeat deadline has come; the
-  /// caller then runs heartbeat() on the session's strand, which sets the next deadline.
-  bool heartbeat_due(std::int64_t now_ns) {
+  /// On the tick's thread, for this session's queue entry that came: its deadline now (kNever
+  /// when closed or a heartbeat() is already on its way). When it has come, claims it (sets
+  /// kNever): the caller then runs heartbeat(), which queues the next one.
+  std::int64_t claim_heartbeat(std::int64_t now_ns) {
     std::int64_t due = heartbeat_due_.load(std::memory_order_relaxed);
-    return due <= now_ns && heartbeat_due_.compare_exchange_strong(due, kNever, std::memory_order_relaxed);
+    while (due <= now_ns && !heartbeat_due_.compare_exchange_weak(due, kNever, std::memory_order_relaxed)) {
+    }
+    return due <= now_ns ? now_ns : due;
   }
 
   void heartbeat() {
@@ -249,7 +270,7 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
   };
 
   void open_upper() {
-    schedule_ping();
+    schedule_ping(/*first=*/true);
     auto handler = server_->factory ? server_->factory(shared_from_this()) : nullptr;
     if (!handler) return do_close("forced close", true);
     if (!closed_) handler_ = std::move(handler);
@@ -373,28 +394,31 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
                std::chrono::steady_clock::now().time_since_epoch()).count();
   }
 
-  /// The next ping is due one interval from now.
-  void schedule_ping() {
+  /// The next ping is due one interval from now. `first`: the session enters the tick's queue
+  /// (later, a pong only moves the deadline: the queue entry finds it).
+  void schedule_ping(bool first = false) {
     next_ping_ns_ = steady_ns() + std::chrono::nanoseconds(server_->opts.ping_interval).count();
-    heartbeat_due_.store(next_ping_ns_, std::memory_order_relaxed);
+    set_heartbeat_due(next_ping_ns_, first);
+  }
+
+  void set_heartbeat_due(std::int64_t at_ns, bool queue) {
+    heartbeat_due_.store(at_ns, std::memory_order_relaxed);
+    if (queue) server_->queue_heartbeat(at_ns, weak_from_this());
   }
 
   void on_heartbeat() {
     if (closed_) return;
     const std::int64_t now = steady_ns();
+    // The tick claimed the queue entry: the next deadline goes back into the queue.
     if (awaiting_pong_) {
       if (now >= pong_deadline_ns_) return do_close("ping timeout", false);
-      heartbeat_due_.store(pong_deadline_ns_, std::memory_order_relaxed);
-      return;
+      return set_heartbeat_due(pong_deadline_ns_, true);
     }
-    if (now < next_ping_ns_) {  // a pong moved the ping later since the tick looked
-      heartbeat_due_.store(next_ping_ns_, std::memory_order_relaxed);
-      return;
-    }
+    if (now < next_ping_ns_) return set_heartbeat_due(next_ping_ns_, true);  // a pong came since
     send_control(kPing);
     awaiting_pong_ = true;
     pong_deadline_ns_ = now + std::chrono::nanoseconds(server_->opts.ping_timeout).count();
-    heartbeat_due_.store(pong_deadline_ns_, std::memory_order_relaxed);
+    set_heartbeat_due(pong_deadline_ns_, true);
   }
 
   void send_control(const std::shared_ptr<const std::string>& frame) {
@@ -524,7 +548,6 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
   Strand strand_;
   std::unique_ptr<asio::steady_timer> upper_timer_;
   std::unique_ptr<asio::steady_timer> upgrade_timer_;
-  static constexpr std::int64_t kNever = std::numeric_limits<std::int64_t>::max();
   std::atomic<std::int64_t> heartbeat_due_{kNever};  ///< steady ns; read by the tick
   std::int64_t next_ping_ns_ = 0;                     ///< strand state from here
   std::int64_t pong_deadline_ns_ = 0;
@@ -597,13 +620,22 @@ void Server::Impl::arm_heartbeat() {
     if (ec || !self) return;
     const auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(
                          std::chrono::steady_clock::now().time_since_epoch()).count();
-    std::vector<std::shared_ptr<Session>> due;
+    std::vector<Due> came;
     {
-      std::lock_guard lock(self->mu);
-      for (const auto& [sid, s] : self->sessions)
-        if (s->heartbeat_due(now)) due.push_back(s);
+      std::lock_guard lock(self->heartbeat_mu);
+      while (!self->heartbeat_queue.empty() && self->heartbeat_queue.top().at_ns <= now) {
+        came.push_back(self->heartbeat_queue.top());
+        self->heartbeat_queue.pop();
+      }
     }
-    for (const auto& s : due) s->heartbeat();
+    for (auto& d : came) {
+      auto s = d.session.lock();
+      if (!s) continue;  // gone: its entry ends here
+      const std::int64_t due = s->claim_heartbeat(now);
+      if (due == now) s->heartbeat();  // queues the next deadline itself
+      else if (due != Session::kNever) self->queue_heartbeat(due, std::move(d.session));  // moved later
+      // kNever: closed, or a heartbeat is already on its way and will queue the next one.
+    }
     self->arm_heartbeat();
   });
 }
