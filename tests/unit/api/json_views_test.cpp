@@ -27,6 +27,9 @@ std::string direct(const store::Message& m) {
   return out;
 }
 
+constexpr char kControls[] = "controls \x01\x02\x1f and \b\f\n\r\t";
+constexpr char kNul[] = "nul \0 inside";
+
 // The hand-written serialiser must give byte for byte what Boost.JSON gives for the object the
 // REST API returns, for any text a user can send.
 TEST(MessageJson, SameBytesAsBoostJson) {
@@ -34,8 +37,8 @@ TEST(MessageJson, SameBytesAsBoostJson) {
       "",
       "hello",
       "quote \" backslash \\ slash / end",
-      std::string("controls \x01\x02\x1f and \b\f\n\r\t", 26),
-      std::string("nul \0 inside", 12),
+      std::string(kControls, sizeof kControls - 1),
+      std::string(kNul, sizeof kNul - 1),
       "unicode é 漢字 😀 stays raw",
       "\x7f del is not escaped",
       std::string(5000, 'x'),
