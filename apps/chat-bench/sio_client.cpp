@@ -15,6 +15,7 @@
 #include <random>
 
 #include "engineio/packet.hpp"
+#include "net/ws_frame.hpp"
 #include "socketio/packet.hpp"
 
 namespace chat::bench {
@@ -48,16 +49,6 @@ std::string base64(const unsigned char* data, std::size_t n) {
   return out;
 }
 
-/// Sec-WebSocket-Accept for `key`: base64(SHA-1(key + the RFC 6455 GUID)).
-std::string websocket_accept(std::string_view key) {
-  std::string s(key);
-  s += "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int md_len = 0;
-  if (EVP_Digest(s.data(), s.size(), md, &md_len, EVP_sha1(), nullptr) != 1) return {};
-  return base64(md, md_len);
-}
-
 bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (std::size_t i = 0; i < a.size(); ++i) {
@@ -73,23 +64,6 @@ std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
   return s;
-}
-
-/// XORs `p[0..n)` with the 4-byte masking key, eight bytes at a time.
-void apply_mask(char* p, std::size_t n, const char key[4]) noexcept {
-  char k8[8];
-  std::memcpy(k8, key, 4);
-  std::memcpy(k8 + 4, key, 4);
-  std::uint64_t k;
-  std::memcpy(&k, k8, 8);
-  std::size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    std::uint64_t w;
-    std::memcpy(&w, p + i, 8);
-    w ^= k;
-    std::memcpy(p + i, &w, 8);
-  }
-  for (; i < n; ++i) p[i] ^= key[i & 3];
 }
 
 class Connection final : public SioConnection, public std::enable_shared_from_this<Connection> {
@@ -180,7 +154,7 @@ class Connection final : public SioConnection, public std::enable_shared_from_th
       std::memcpy(nonce.data() + i, &m, 4);
     }
     const std::string key = base64(nonce.data(), nonce.size());
-    expected_accept_ = websocket_accept(key);
+    expected_accept_ = net::ws::accept_key(key);
     pending_ = "GET " + target_.path + "?EIO=4&transport=websocket HTTP/1.1\r\nHost: " + target_.host + ":" +
                std::to_string(target_.port) +
                "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + key +
@@ -447,8 +421,8 @@ class Connection final : public SioConnection, public std::enable_shared_from_th
       for (int s = 56; s >= 0; s -= 8) hdr[h++] = static_cast<char>((static_cast<std::uint64_t>(n) >> s) & 0xff);
     }
     const std::uint32_t m = next_mask();
-    const char key[4] = {static_cast<char>(m >> 24), static_cast<char>(m >> 16), static_cast<char>(m >> 8),
-                         static_cast<char>(m)};
+    const unsigned char key[4] = {static_cast<unsigned char>(m >> 24), static_cast<unsigned char>(m >> 16),
+                                  static_cast<unsigned char>(m >> 8), static_cast<unsigned char>(m)};
     std::memcpy(hdr + h, key, 4);
     h += 4;
     const std::size_t at = pending_.size();
@@ -460,7 +434,7 @@ class Connection final : public SioConnection, public std::enable_shared_from_th
       if (!s.empty()) std::memcpy(out, s.data(), s.size());
       out += s.size();
     }
-    apply_mask(pending_.data() + at + h, n, key);
+    net::ws::apply_mask(pending_.data() + at + h, n, key);
   }
 
   // Everything queued leaves in one send; a short write hands the rest to async_write, and what

@@ -15,21 +15,6 @@ std::uint64_t load_be(const char* p, int bytes) {
   return v;
 }
 
-// XOR with the 4-byte key, 8 bytes at a time where possible.
-void unmask(char* p, std::size_t n, const unsigned char key[4]) {
-  std::uint64_t k8;
-  unsigned char kk[8] = {key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3]};
-  std::memcpy(&k8, kk, 8);
-  std::size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    std::uint64_t w;
-    std::memcpy(&w, p + i, 8);
-    w ^= k8;
-    std::memcpy(p + i, &w, 8);
-  }
-  for (; i < n; ++i) p[i] = static_cast<char>(p[i] ^ key[i & 3]);
-}
-
 bool valid_close_code(std::uint16_t c) {
   if (c >= 3000 && c <= 4999) return true;
   switch (c) {
@@ -42,6 +27,20 @@ bool valid_close_code(std::uint16_t c) {
 }
 
 }  // namespace
+
+void apply_mask(char* p, std::size_t n, const unsigned char key[4]) noexcept {
+  const unsigned char key8[8] = {key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3]};
+  std::uint64_t k8;
+  std::memcpy(&k8, key8, 8);
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    std::uint64_t w;
+    std::memcpy(&w, p + i, 8);
+    w ^= k8;
+    std::memcpy(p + i, &w, 8);
+  }
+  for (; i < n; ++i) p[i] = static_cast<char>(p[i] ^ key[i & 3]);
+}
 
 bool valid_utf8(std::string_view s) noexcept {
   const auto* p = reinterpret_cast<const unsigned char*>(s.data());
@@ -128,7 +127,7 @@ FrameReader::Step FrameReader::next_frame(char* p, std::size_t n, Frame& f, Pars
   f.header_size = hdr;
   f.length = static_cast<std::size_t>(len);
   f.payload = p + hdr;
-  unmask(f.payload, f.length, key);
+  apply_mask(f.payload, f.length, key);
   return Step::frame;
 }
 

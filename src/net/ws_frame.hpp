@@ -46,6 +46,10 @@ struct ParseResult {
   bool closed = false;          ///< a close frame was parsed: nothing after it is read
 };
 
+/// XORs `p[0..n)` with a 4-byte masking key (masking and unmasking are the same), eight bytes
+/// at a time.
+void apply_mask(char* p, std::size_t n, const unsigned char key[4]) noexcept;
+
 /// True when `s` is well-formed UTF-8 (no overlongs, surrogates or code points above U+10FFFF).
 bool valid_utf8(std::string_view s) noexcept;
 

@@ -495,6 +495,51 @@ TEST_F(SqliteStoreTest, WalStaysBoundedUnderContinuousWrites) {
   EXPECT_EQ(page->messages.size(), 5u);
 }
 
+// chatd hands each committed batch's append callbacks to an I/O strand: they must arrive there
+// in commit order, only after the commit, and never hold up synchronous writes.
+TEST_F(SqliteStoreTest, CallbackExecutorReceivesCommittedBatchesInOrder) {
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  std::mutex mu;
+  std::vector<std::function<void()>> handed;
+  store->set_callback_executor([&](std::function<void()> fn) {
+    std::lock_guard lock(mu);
+    handed.push_back(std::move(fn));
+  });
+  constexpr int kMessages = 500;
+  std::vector<int> order;
+  std::atomic<int> ran{0};
+  for (int i = 0; i < kMessages; ++i) {
+    store->append_message(make_message(alice_, bob_, std::to_string(i)), [&, i](result<Appended> r) {
+      EXPECT_TRUE(r.ok());
+      order.push_back(i);  // the executor below runs everything on this thread
+      ++ran;
+    });
+  }
+  store->flush();
+  // Durable, but no callback ran: they wait in the executor.
+  EXPECT_EQ(ran.load(), 0);
+  auto page = store->conversation_page(direct_conversation_id(alice_, bob_), "", kMessages + 1);
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(page->messages.size(), static_cast<std::size_t>(kMessages));
+  // A synchronous write is answered by the writer itself, not through the executor.
+  EXPECT_TRUE(store->create_user(make_user(carol_, "carol@example.com", "Carol")).ok());
+  std::vector<std::function<void()>> batches;
+  {
+    std::lock_guard lock(mu);
+    batches.swap(handed);
+  }
+  EXPECT_GE(batches.size(), 1u);
+  for (auto& fn : batches) fn();
+  ASSERT_EQ(order.size(), static_cast<std::size_t>(kMessages));
+  for (int i = 0; i < kMessages; ++i) EXPECT_EQ(order[static_cast<std::size_t>(i)], i);
+  // Back to the writer thread.
+  store->set_callback_executor({});
+  std::promise<void> inline_done;
+  store->append_message(make_message(alice_, bob_, "inline"), [&](result<Appended>) { inline_done.set_value(); });
+  EXPECT_EQ(inline_done.get_future().wait_for(std::chrono::seconds(10)), std::future_status::ready);
+}
+
 TEST_F(SqliteStoreTest, GroupCommitGroupsConcurrentAppends) {
   auto store = open_store();
   ASSERT_TRUE(store);
