@@ -132,7 +132,7 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
       partial_.append(scratch.data(), n);
       std::string buf = std::move(partial_);
       partial_.clear();
-      ok = consume(buf.data(), buf.size());
+      ok = consume(buf.data(), buf.size(), &buf);
     }
     if (!ok || done_ || reading_stopped_) return;
     // A full buffer may have left bytes in the socket: come back after the other connections.
@@ -143,8 +143,10 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
     }
   }
 
-  /// Parses `data`; keeps an incomplete frame in partial_. False when reading is over.
-  bool consume(char* data, std::size_t size) {
+  /// Parses `data`; keeps an incomplete frame in partial_ (taking `owner`, the string that holds
+  /// `data`, when nothing was consumed: a large frame arriving over many reads is then not
+  /// copied again on each). False when reading is over.
+  bool consume(char* data, std::size_t size, std::string* owner = nullptr) {
     auto r = reader_.parse(data, size, [this](ws::Event&& ev) { on_event(std::move(ev)); });
     if (done_) return false;
     if (r.error) {
@@ -154,7 +156,8 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
     }
     if (r.closed || reading_stopped_) return false;
     if (r.consumed < size) {
-      partial_.assign(data + r.consumed, size - r.consumed);
+      if (r.consumed == 0 && owner) partial_ = std::move(*owner);
+      else partial_.assign(data + r.consumed, size - r.consumed);
       // A frame is capped by max_message; partial_ never holds more than one.
       if (partial_.capacity() > 4 * kScratchSize && partial_.size() < kScratchSize) partial_.shrink_to_fit();
     }

@@ -59,10 +59,11 @@ function serverFrames(buf) {
 }
 
 /**
- * Raw TCP: sends an upgrade request (plus `after` bytes right behind it), collects what the
+ * Raw TCP: sends an upgrade request (plus `after` bytes right behind it), then `thenSend` once the
+ * first frame arrived (all at once, or one piece every `pieceDelayMs`), and collects what the
  * server sends until it closes or `timeoutMs`. Returns {head, frames, closed}.
  */
-function rawSession({ headers = {}, after = [], thenSend = [], timeoutMs = 4000 } = {}) {
+function rawSession({ headers = {}, after = [], thenSend = [], pieceDelayMs = 0, timeoutMs = 4000 } = {}) {
   return new Promise((resolve) => {
     const key = headers['Sec-WebSocket-Key'] ?? crypto.randomBytes(16).toString('base64');
     const hdrs = {
@@ -97,7 +98,11 @@ function rawSession({ headers = {}, after = [], thenSend = [], timeoutMs = 4000 
         const rest = data.subarray(data.indexOf('\r\n\r\n') + 4);
         if (serverFrames(rest).length > 0) {
           sentLater = true;
-          sock.write(Buffer.concat(thenSend));
+          if (!pieceDelayMs) sock.write(Buffer.concat(thenSend));
+          else {
+            // One write per piece, apart in time, so that they arrive as separate reads.
+            thenSend.forEach((piece, i) => setTimeout(() => !done && sock.write(piece), i * pieceDelayMs));
+          }
         }
       }
     });
@@ -144,6 +149,17 @@ describe('frames', () => {
     const pong = r.frames.find((f) => f.opcode === 0xa);
     assert.ok(pong, 'the ping between fragments is answered');
     assert.equal(pong.payload.toString(), 'between');
+    const texts = r.frames.filter((f) => f.opcode === 0x1).map((f) => f.payload.toString());
+    assert.ok(texts.some((t) => t.startsWith('44{"message":"Unauthorized"')), texts.join(' | '));
+  });
+
+  test('a large message arriving in many small TCP pieces is reassembled', async () => {
+    // A Socket.IO CONNECT with a 3,000-byte (invalid) token, written 100 bytes at a time after
+    // the open packet: the answer, CONNECT_ERROR, proves the server parsed the whole frame.
+    const big = frame(0x1, `40{"token":"${'x'.repeat(3000)}"}`);
+    const pieces = [];
+    for (let i = 0; i < big.length; i += 100) pieces.push(big.subarray(i, i + 100));
+    const r = await rawSession({ thenSend: pieces, pieceDelayMs: 2 });
     const texts = r.frames.filter((f) => f.opcode === 0x1).map((f) => f.payload.toString());
     assert.ok(texts.some((t) => t.startsWith('44{"message":"Unauthorized"')), texts.join(' | '));
   });
