@@ -41,6 +41,11 @@ net::Response payload_response(std::string body) {
 // What a session keeps of its handshake request for its lifetime: no body, and no spare
 // capacity (the HTTP layer reserves room for 16 headers; per idle connection that was ~600
 // bytes).
+std::int64_t steady_now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
 net::Request without_body(net::Request req) {
   req.body = std::string();
   req.headers.shrink_to_fit();
@@ -389,15 +394,10 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
 
   // ---- heartbeat --------------------------------------------------------------------------
 
-  static std::int64_t steady_ns() {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(
-               std::chrono::steady_clock::now().time_since_epoch()).count();
-  }
-
   /// The next ping is due one interval from now. `first`: the session enters the tick's queue
   /// (later, a pong only moves the deadline: the queue entry finds it).
   void schedule_ping(bool first = false) {
-    next_ping_ns_ = steady_ns() + std::chrono::nanoseconds(server_->opts.ping_interval).count();
+    next_ping_ns_ = steady_now_ns() + std::chrono::nanoseconds(server_->opts.ping_interval).count();
     set_heartbeat_due(next_ping_ns_, first);
   }
 
@@ -408,7 +408,7 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
 
   void on_heartbeat() {
     if (closed_) return;
-    const std::int64_t now = steady_ns();
+    const std::int64_t now = steady_now_ns();
     // The tick claimed the queue entry: the next deadline goes back into the queue.
     if (awaiting_pong_) {
       if (now >= pong_deadline_ns_) return do_close("ping timeout", false);
@@ -618,8 +618,7 @@ void Server::Impl::arm_heartbeat() {
   heartbeat_tick.async_wait([weak = weak_from_this()](error_code ec) {
     auto self = weak.lock();
     if (ec || !self) return;
-    const auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                         std::chrono::steady_clock::now().time_since_epoch()).count();
+    const std::int64_t now = steady_now_ns();
     std::vector<Due> came;
     {
       std::lock_guard lock(self->heartbeat_mu);
