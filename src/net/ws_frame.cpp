@@ -1,6 +1,6 @@
 #include "net/ws_frame.hpp"
 
-#include <openssl/sha.h>
+#include <openssl/evp.h>
 
 #include <cstring>
 
@@ -230,9 +230,12 @@ std::string accept_key(std::string_view client_key) {
   std::string in;
   in.reserve(client_key.size() + kGuid.size());
   in.append(client_key).append(kGuid);
-  unsigned char digest[SHA_DIGEST_LENGTH];
-  SHA1(reinterpret_cast<const unsigned char*>(in.data()), in.size(), digest);
-  return base64_encode(std::string_view(reinterpret_cast<const char*>(digest), sizeof digest));
+  // The digest fetched once: OpenSSL 3's one-shot SHA1() looks the algorithm up on every call.
+  static EVP_MD* const sha1 = EVP_MD_fetch(nullptr, "SHA1", nullptr);
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (!sha1 || EVP_Digest(in.data(), in.size(), digest, &len, sha1, nullptr) != 1) return {};
+  return base64_encode(std::string_view(reinterpret_cast<const char*>(digest), len));
 }
 
 bool valid_client_key(std::string_view key) {
