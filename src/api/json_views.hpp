@@ -18,8 +18,6 @@ boost::json::object message_json(const store::Message& m);
 /// directly: the send path serialises every message twice (ack and newMessage) and a
 /// json::object per message was a measurable part of it.
 void append_message_json(std::string& out, const store::Message& m);
-/// Appends `s` as a JSON string literal, escaped as boost::json::serialize escapes it.
-void append_json_string(std::string& out, std::string_view s);
 /// {message:"Validation error", errors:{field:[…]}}
 boost::json::object validation_json(const FieldErrors& errors);
 

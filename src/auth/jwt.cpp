@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "core/base64.hpp"
+#include "core/json_text.hpp"
 
 namespace chat::auth {
 namespace {
@@ -37,31 +38,6 @@ std::string hmac_sha256_b64url(std::string_view key, std::string_view data) {
   return base64url_encode(std::string_view(reinterpret_cast<const char*>(mac), sizeof mac));
 }
 
-/// JSON.stringify's string escaping: \" \\ \b \f \n \r \t, other control characters as \u00xx
-/// (lowercase hex), everything else (including '/', DEL and UTF-8) verbatim.
-void append_json_string(std::string& out, std::string_view s) {
-  out.push_back('"');
-  for (char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
-          out += buf;
-        } else {
-          out.push_back(c);
-        }
-    }
-  }
-  out.push_back('"');
-}
 
 std::optional<boost::json::object> parse_object(std::string_view b64) {
   auto text = base64url_decode(b64);
