@@ -6,7 +6,6 @@
 #include <boost/asio/write.hpp>
 
 #include <netinet/in.h>
-#include <openssl/evp.h>
 
 #include <algorithm>
 #include <array>
@@ -14,6 +13,7 @@
 #include <cstring>
 #include <random>
 
+#include "core/base64.hpp"
 #include "engineio/packet.hpp"
 #include "net/ws_frame.hpp"
 #include "socketio/packet.hpp"
@@ -41,13 +41,6 @@ constexpr std::size_t kMaxRead = 256 * 1024;           ///< growth limit for bat
 constexpr std::size_t kMinFree = 1024;
 constexpr std::size_t kMaxHandshake = 16 * 1024;
 constexpr auto kHandshakeTimeout = std::chrono::seconds(30);
-
-std::string base64(const unsigned char* data, std::size_t n) {
-  std::string out(4 * ((n + 2) / 3) + 1, '\0');
-  const int len = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data, static_cast<int>(n));
-  out.resize(static_cast<std::size_t>(std::max(len, 0)));
-  return out;
-}
 
 bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
@@ -153,7 +146,7 @@ class Connection final : public SioConnection, public std::enable_shared_from_th
       const std::uint32_t m = next_mask();
       std::memcpy(nonce.data() + i, &m, 4);
     }
-    const std::string key = base64(nonce.data(), nonce.size());
+    const std::string key = base64_encode(std::string_view(reinterpret_cast<const char*>(nonce.data()), nonce.size()));
     expected_accept_ = net::ws::accept_key(key);
     pending_ = "GET " + target_.path + "?EIO=4&transport=websocket HTTP/1.1\r\nHost: " + target_.host + ":" +
                std::to_string(target_.port) +
