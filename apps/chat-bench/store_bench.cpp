@@ -1,8 +1,11 @@
 // chat-store-bench: the embedded store's durable write rate, without the network. Producers
 // append messages to SqliteStore (synchronous=FULL, group commit) with a bounded number in
 // flight each, as the send path does, and the run reports acknowledged appends per second,
-// transactions (group commits) per second and the append → durable latency. Issue 6's target:
-// "the durable store sustains ≥ 100,000 messages/s with group commits".
+// transactions (group commits) per second and the append → durable latency. An append is
+// acknowledged once durable in the store's message journal; the run then waits until every
+// message is in the main database too (flush), and reports that rate as well: over a long run
+// (--messages well above the store's 131,072 unindexed messages) the two converge. Issue 6's
+// target: "the durable store sustains ≥ 100,000 messages/s with group commits".
 //
 //   chat-store-bench [--messages 1000000] [--producers 4] [--inflight 2048] [--conversations 1000]
 //                    [--text-bytes 64] [--max-batch 4096] [--dir DIR (default: a temp dir)]
@@ -100,6 +103,7 @@ int main(int argc, char** argv) {
   std::vector<bench::Histogram> hist(a.producers);
   std::vector<std::mutex> hist_mu(a.producers);
   const std::uint64_t commits_before = st.commits();
+  const std::uint64_t index_commits_before = st.index_commits();
   const auto t0 = Clock::now();
   std::vector<std::thread> threads;
   for (std::size_t p = 0; p < a.producers; ++p) {
@@ -142,6 +146,9 @@ int main(int argc, char** argv) {
   for (auto& t : threads) t.join();
   const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
   const std::uint64_t commits = st.commits() - commits_before;
+  st.flush();  // and everything in the main database
+  const double indexed_secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  const std::uint64_t index_commits = st.index_commits() - index_commits_before;
   bench::Histogram all;
   for (auto& h : hist) all.merge(h);
   const double rate = static_cast<double>(acked.load()) / secs;
@@ -153,6 +160,9 @@ int main(int argc, char** argv) {
               static_cast<unsigned long long>(acked.load()), static_cast<unsigned long long>(failed.load()), secs, rate);
   std::printf("  %llu commits (%.0f/s), %.1f messages per commit\n", static_cast<unsigned long long>(commits),
               commits / secs, commits ? static_cast<double>(acked.load()) / commits : 0.0);
+  std::printf("  all in the main database after %.2f s: %.0f messages/s sustained (%llu index transactions)\n",
+              indexed_secs, static_cast<double>(acked.load()) / indexed_secs,
+              static_cast<unsigned long long>(index_commits));
   std::printf("  append → durable (ms): p50 %.2f  p90 %.2f  p99 %.2f  p99.9 %.2f  max %.2f\n",
               all.percentile(0.5) / 1000.0, all.percentile(0.9) / 1000.0, all.percentile(0.99) / 1000.0,
               all.percentile(0.999) / 1000.0, all.max() / 1000.0);
@@ -170,6 +180,9 @@ int main(int argc, char** argv) {
   o["seconds"] = secs;
   o["messages_per_s"] = rate;
   o["commits"] = commits;
+  o["indexed_seconds"] = indexed_secs;
+  o["indexed_messages_per_s"] = static_cast<double>(acked.load()) / indexed_secs;
+  o["index_commits"] = index_commits;
   o["db_bytes"] = db_bytes;
   o["latency_us"] = all.summary_json();
   std::printf("RESULT %s\n", boost::json::serialize(o).c_str());

@@ -103,12 +103,19 @@ chat::result<void> open_embedded(const chat::config::Config& cfg, chat::metrics:
   b.sqlite = std::move(opened.value());
   b.description = "embedded, data " + cfg.data_dir;
   auto pending = registry.gauge("chat_store_pending_writes", "Writes queued for the next group commit");
-  auto commits = registry.gauge("chat_store_commits", "Transactions committed by the store writer");
+  auto commits = registry.gauge("chat_store_commits",
+                                 "Group commits of appends into the store's message journal");
+  auto index_commits = registry.gauge("chat_store_index_commits",
+                                       "Transactions of the store's main database (indexing, other writes)");
+  auto unindexed = registry.gauge("chat_store_unindexed_messages",
+                                  "Messages acknowledged and not yet in the main database (bounded)");
   auto checkpoints = registry.gauge("chat_store_checkpoints", "WAL checkpoints run by the store");
-  registry.on_collect([&b, pending, commits, checkpoints] {
+  registry.on_collect([&b, pending, commits, index_commits, unindexed, checkpoints] {
     if (!b.sqlite) return;
     pending.set(static_cast<double>(b.sqlite->pending_writes()));
     commits.set(static_cast<double>(b.sqlite->commits()));
+    index_commits.set(static_cast<double>(b.sqlite->index_commits()));
+    unindexed.set(static_cast<double>(b.sqlite->unindexed_messages()));
     checkpoints.set(static_cast<double>(b.sqlite->checkpoints()));
   });
   return {};

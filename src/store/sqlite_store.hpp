@@ -19,21 +19,42 @@ struct SqliteOptions {
   std::size_t max_batch = 4096;         ///< write jobs committed at most per transaction
   std::size_t readers = 4;              ///< read-only connections (at least 1)
   int busy_timeout_ms = 5000;           ///< wait for locks held by other processes
+  /// Journaled messages not yet in the main database at most (plus one journal batch), kept
+  /// in memory too (~300 bytes each); at the limit appends wait (queue, then unavailable)
+  /// until the writer indexed some.
+  std::size_t max_unindexed = 131072;
+  std::size_t index_batch = 16384;      ///< journaled messages indexed at most per transaction
+  int index_interval_ms = 200;          ///< index at least this often, and at most unless asked
+  int index_wait_ms = 30000;            ///< a read waits this long for the index (then unavailable)
+  /// A journal transaction starts at most this often (µs; 0: as soon as appends wait), so
+  /// that under load more appends share each fsync. Adds at most this much to an append.
+  int min_commit_interval_us = 500;
+  /// clientMsgIds per generation of the lookup index (see sqlite_store.cpp); tests use few.
+  std::size_t client_keys_per_generation = 1 << 17;
 };
 
 /// Runs a committed batch's append callbacks (see SqliteStore::set_callback_executor).
 using CallbackExecutor = std::function<void(std::function<void()>)>;
 
 /// Store on SQLite. Durability: a write is acknowledged (callback/return) only after the COMMIT
-/// of its transaction returned with synchronous=FULL, i.e. after fsync. Writes (appends and the
-/// synchronous user/media writes) are executed in FIFO order by one writer thread, which groups
-/// everything queued (up to max_batch jobs) into one transaction, each job in its own savepoint
-/// so that one job's constraint failure does not fail the others.
+/// of its transaction returned with synchronous=FULL, i.e. after fsync.
+///
+/// Appends are made durable in a message journal first: a second SQLite file next to the
+/// database (journal_path()), one append-only table. The journal thread groups every queued
+/// append (up to max_batch) into one journal transaction, checks each (an id must be new; a
+/// (sender, clientMsgId) stored before makes it a duplicate) and acknowledges it once that
+/// transaction is durable. The writer thread then moves journaled messages into the main
+/// database in large transactions (up to index_batch, at least every index_interval_ms), and
+/// runs the synchronous writes (users, media, read positions), each in its own savepoint so
+/// that one job's constraint failure does not fail the others. A synchronous write runs after
+/// every append queued before it is indexed, as if one FIFO queue held them. Reads that return
+/// messages (conversation_page, conversation_summaries) wait until every message journaled
+/// before the call is indexed. open() replays into the database what the journal still holds.
 ///
 /// Thread-safety: all methods may be called concurrently from any thread. Callbacks of
-/// append_message() run on the writer thread unless set_callback_executor() says
-/// otherwise: from the writer thread, append_message() is allowed, but the synchronous writes
-/// return errc::internal (they would wait for their own thread) and flush() returns at once.
+/// append_message() run on the journal thread unless set_callback_executor() says
+/// otherwise: from there, append_message() is allowed, but the synchronous writes
+/// return errc::internal (they would wait for the store's threads) and flush() returns at once.
 ///
 /// put_media() with an existing id replaces the stored media.
 class SqliteStore final : public Store {
@@ -44,7 +65,7 @@ class SqliteStore final : public Store {
   /// database (not SQLite, unknown schema version).
   static result<std::unique_ptr<SqliteStore>> open(const SqliteOptions& options);
 
-  /// Flushes every queued write, stops the writer and closes the connections.
+  /// Flushes every queued write, indexes everything journaled, stops the threads and closes.
   ~SqliteStore() override;
   SqliteStore(const SqliteStore&) = delete;
   SqliteStore& operator=(const SqliteStore&) = delete;
@@ -74,10 +95,16 @@ class SqliteStore final : public Store {
   result<void> ping() override;
   void flush() override;
 
-  /// Write jobs waiting in the queue (not counting the batch being committed). Never blocks.
+  /// Write jobs (appends and synchronous writes) waiting in the queues, not counting batches
+  /// being committed. Never blocks.
   std::size_t pending_writes() const;
-  /// Transactions committed by the writer since open(). Never blocks.
+  /// Journal transactions (group commits of appends) committed since open(). Never blocks.
   std::uint64_t commits() const;
+  /// Main-database transactions committed by the writer since open(). Never blocks.
+  std::uint64_t index_commits() const;
+  /// Messages acknowledged (journaled) and not yet in the main database; at most
+  /// SqliteOptions::max_unindexed. Takes the queue's lock briefly.
+  std::size_t unindexed_messages() const;
   /// WAL checkpoints run since open() (most on the store's checkpoint thread). Never blocks.
   std::uint64_t checkpoints() const;
 
@@ -91,6 +118,9 @@ class SqliteStore final : public Store {
   /// The SQL text of a statement ("mark_read", "conversation_summaries", "conversation_page";
   /// "" for other names), so tests can check its query plan. Pure.
   static std::string_view query_sql(std::string_view name);
+
+  /// The message journal's file for a database file. Pure.
+  static std::string journal_path(std::string_view database_path);
 
   struct Impl;  // public only so the .cpp's helpers can name it; defined in sqlite_store.cpp
 

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -490,6 +492,10 @@ TEST_F(SqliteStoreTest, WalStaysBoundedUnderContinuousWrites) {
   EXPECT_GT(store->checkpoints(), 0u);
   // 8,000 pages before the writer checkpoints itself, plus one commit's frames.
   EXPECT_LT(largest_wal, 64u << 20) << "the WAL grew to " << largest_wal << " bytes";
+  // The message journal keeps only what is not indexed yet: its file and WAL stay small.
+  const std::string journal = SqliteStore::journal_path(db_path());
+  EXPECT_LT(std::filesystem::file_size(journal, ec) + std::filesystem::file_size(journal + "-wal", ec),
+            64u << 20);
   auto page = store->conversation_page(direct_conversation_id(hex_id(1000), hex_id(9)), "", 5);
   ASSERT_TRUE(page.ok());
   EXPECT_EQ(page->messages.size(), 5u);
@@ -731,6 +737,270 @@ TEST_F(SqliteStoreTest, DataSurvivesReopen) {
   EXPECT_EQ(again->message.id, sent[3].id);
 }
 
+// --- the message journal ----------------------------------------------------------------------
+
+// Holds the main database's write lock from a connection of its own: the store's writer cannot
+// index meanwhile (its transactions fail after busy_timeout_ms and are retried), while appends
+// are still journaled and acknowledged.
+class MainDbLock {
+ public:
+  explicit MainDbLock(const std::string& path) {
+    if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK) {
+      ADD_FAILURE() << "cannot open " << path;
+      return;
+    }
+    sqlite3_busy_timeout(db_, 5000);
+    if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK)
+      ADD_FAILURE() << "cannot lock " << path << ": " << sqlite3_errmsg(db_);
+  }
+  ~MainDbLock() { release(); }
+  MainDbLock(const MainDbLock&) = delete;
+  MainDbLock& operator=(const MainDbLock&) = delete;
+  void release() {
+    if (!db_) return;
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    sqlite3_close(db_);
+    db_ = nullptr;
+  }
+
+ private:
+  sqlite3* db_ = nullptr;
+};
+
+// Rows left in the message journal of a closed store (-1 when it cannot be read).
+std::int64_t journal_rows(const std::string& db_path) {
+  sqlite3* db = nullptr;
+  std::int64_t n = -1;
+  const std::string path = SqliteStore::journal_path(db_path);
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
+    sqlite3_stmt* s = nullptr;
+    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM journal", -1, &s, nullptr) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW)
+      n = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+  }
+  sqlite3_close(db);
+  return n;
+}
+
+// An acknowledged message is durable before it is in the main database: a process that dies
+// with its messages only journaled loses none of them, and their clientMsgIds stay known.
+TEST_F(SqliteStoreTest, AcknowledgedMessagesAreReplayedAfterACrash) {
+  { ASSERT_TRUE(open_store()); }  // the schema exists before the child appends
+  constexpr int kMessages = 200;
+  std::vector<Message> sent;
+  for (int i = 0; i < kMessages; ++i)
+    sent.push_back(make_message(alice_, bob_, "m" + std::to_string(i), "k" + std::to_string(i)));
+
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    // Every append acknowledged while the writer cannot index; then the process dies.
+    SqliteOptions opts;
+    opts.path = db_path();
+    opts.busy_timeout_ms = 20;
+    auto r = SqliteStore::open(opts);
+    if (!r.ok()) ::_exit(2);
+    MainDbLock lock(db_path());
+    int ok = 0;
+    for (const Message& m : sent) ok += append_and_wait(*r.value(), m).ok() ? 1 : 0;
+    ::_exit(ok == kMessages && r.value()->unindexed_messages() == kMessages ? 0 : 3);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_EQ(WEXITSTATUS(status), 0) << "2: open failed, 3: not all acknowledged and unindexed";
+  EXPECT_EQ(journal_rows(db_path()), kMessages);
+
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  auto page = store->conversation_page(direct_conversation_id(alice_, bob_), "", 500);
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(ids_of(page->messages), ids_of(sent));
+  auto again = append_and_wait(*store, make_message(alice_, bob_, "retry", "k7"));
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->duplicate);
+  EXPECT_EQ(again->message.id, sent[7].id);
+  store.reset();
+  EXPECT_EQ(journal_rows(db_path()), 0) << "replayed rows stay in the journal";
+}
+
+// A read returns every message acknowledged before it, indexed or not yet.
+TEST_F(SqliteStoreTest, ReadsWaitForTheIndexOfAcknowledgedMessages) {
+  SqliteOptions opts;
+  opts.path = db_path();
+  opts.index_interval_ms = 600'000;  // the writer indexes only when someone waits
+  auto store = open_store(opts);
+  ASSERT_TRUE(store);
+  std::vector<Message> sent;
+  for (int i = 0; i < 50; ++i) {
+    sent.push_back(make_message(alice_, bob_, "m" + std::to_string(i)));
+    ASSERT_TRUE(append_and_wait(*store, sent.back()).ok());
+  }
+  EXPECT_EQ(store->unindexed_messages(), 50u);
+  auto page = store->conversation_page(direct_conversation_id(alice_, bob_), "", 100);
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(ids_of(page->messages), ids_of(sent));
+  EXPECT_EQ(store->unindexed_messages(), 0u);
+
+  ASSERT_TRUE(append_and_wait(*store, make_message(bob_, alice_, "reply")).ok());
+  auto summaries = store->conversation_summaries(alice_);
+  ASSERT_TRUE(summaries.ok());
+  ASSERT_EQ(summaries->size(), 1u);
+  ASSERT_TRUE(summaries->front().last_message.has_value());
+  EXPECT_EQ(summaries->front().last_message->text, "reply");
+}
+
+// While the main database cannot be written, appends are still acknowledged (the journal has
+// them); indexing is retried, reads report unavailable instead of hiding messages, and nothing
+// is lost once the database is writable again.
+TEST_F(SqliteStoreTest, IndexFailuresAreRetriedAndLoseNothing) {
+  SqliteOptions opts;
+  opts.path = db_path();
+  opts.busy_timeout_ms = 20;
+  opts.index_interval_ms = 10;
+  opts.index_wait_ms = 300;
+  auto store = open_store(opts);
+  ASSERT_TRUE(store);
+  MainDbLock lock(db_path());
+  std::vector<Message> sent;
+  for (int i = 0; i < 100; ++i) {
+    sent.push_back(make_message(alice_, bob_, "m" + std::to_string(i), "c" + std::to_string(i)));
+    ASSERT_TRUE(append_and_wait(*store, sent.back()).ok());
+  }
+  auto blocked = store->conversation_page(direct_conversation_id(alice_, bob_), "", 200);
+  ASSERT_FALSE(blocked.ok());
+  EXPECT_EQ(blocked.code(), errc::unavailable);
+  EXPECT_EQ(store->unindexed_messages(), 100u);
+  // Retries of journaled clientMsgIds are duplicates meanwhile.
+  auto retry = append_and_wait(*store, make_message(alice_, bob_, "again", "c42"));
+  ASSERT_TRUE(retry.ok());
+  EXPECT_TRUE(retry->duplicate);
+  EXPECT_EQ(retry->message.id, sent[42].id);
+
+  lock.release();
+  store->flush();
+  EXPECT_EQ(store->unindexed_messages(), 0u);
+  auto page = store->conversation_page(direct_conversation_id(alice_, bob_), "", 200);
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(ids_of(page->messages), ids_of(sent));
+}
+
+// One store per database: a second one would trim journal rows the first has not indexed.
+TEST_F(SqliteStoreTest, ASecondStoreOnTheSameDatabaseIsRefused) {
+  SqliteOptions opts;
+  opts.path = db_path();
+  opts.busy_timeout_ms = 50;
+  auto first = open_store(opts);
+  ASSERT_TRUE(first);
+  auto second = SqliteStore::open(opts);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.code(), errc::unavailable);
+  EXPECT_NE(second.err().message.find("another process"), std::string::npos)
+      << second.err().message;
+  first.reset();
+  EXPECT_TRUE(SqliteStore::open(opts).ok());
+}
+
+// clientMsgIds are indexed in generations; a retry finds its first message in any of them,
+// from the main database (flushed) and after a reopen (the filter is rebuilt from it).
+TEST_F(SqliteStoreTest, ClientMsgIdsAreFoundInEveryKeyGeneration) {
+  SqliteOptions opts;
+  opts.path = db_path();
+  opts.client_keys_per_generation = 8;
+  std::vector<Message> sent;
+  auto retry_all = [&](SqliteStore& store) {
+    for (std::size_t i = 0; i < sent.size(); ++i) {
+      auto r = append_and_wait(store, make_message(alice_, bob_, "retry", "key-" + std::to_string(i)));
+      ASSERT_TRUE(r.ok());
+      EXPECT_TRUE(r->duplicate) << i;
+      EXPECT_EQ(r->message.id, sent[i].id) << i;
+    }
+  };
+  {
+    auto store = open_store(opts);
+    ASSERT_TRUE(store);
+    for (int i = 0; i < 40; ++i) {
+      sent.push_back(make_message(alice_, bob_, "m", "key-" + std::to_string(i)));
+      ASSERT_TRUE(append_and_wait(*store, sent.back()).ok());
+    }
+    store->flush();
+    retry_all(*store);
+  }
+  auto store = open_store(opts);
+  ASSERT_TRUE(store);
+  retry_all(*store);
+  ASSERT_TRUE(append_and_wait(*store, make_message(alice_, bob_, "new", "key-40")).ok());
+  store->flush();
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(db_path().c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  sqlite3_stmt* s = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT count(DISTINCT key_gen), count(*) FROM messages",
+                               -1, &s, nullptr),
+            SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(s), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int64(s, 0), 6);  // 41 keys, 8 per generation
+  EXPECT_EQ(sqlite3_column_int64(s, 1), 41);
+  sqlite3_finalize(s);
+  sqlite3_close(db);
+}
+
+// A database of schema version 1 (clientMsgIds in a unique index) is migrated in place.
+TEST_F(SqliteStoreTest, SchemaVersion1IsMigrated) {
+  const Message old = make_message(alice_, bob_, "from version 1", "old-key");
+  {
+    fs::create_directories(fs::path(db_path()).parent_path());
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open_v2(db_path().c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                              nullptr),
+              SQLITE_OK);
+    const std::string v1 =
+        "PRAGMA journal_mode = WAL;"
+        "CREATE TABLE users (id TEXT PRIMARY KEY NOT NULL, email TEXT NOT NULL UNIQUE,"
+        " password_hash TEXT NOT NULL DEFAULT '', full_name TEXT NOT NULL DEFAULT '',"
+        " profile_picture TEXT NOT NULL DEFAULT '', bio TEXT NOT NULL DEFAULT '',"
+        " created_at INTEGER NOT NULL DEFAULT 0, updated_at INTEGER NOT NULL DEFAULT 0);"
+        "CREATE INDEX users_by_name ON users(full_name COLLATE NOCASE, id);"
+        "CREATE TABLE conversations (id TEXT PRIMARY KEY NOT NULL, kind TEXT NOT NULL,"
+        " created_at INTEGER NOT NULL DEFAULT 0);"
+        "CREATE TABLE conversation_members (conversation_id TEXT NOT NULL REFERENCES"
+        " conversations(id) ON DELETE CASCADE, user_id TEXT NOT NULL, last_read_id TEXT,"
+        " PRIMARY KEY (conversation_id, user_id)) WITHOUT ROWID;"
+        "CREATE INDEX conversation_members_by_user ON conversation_members(user_id);"
+        "CREATE TABLE messages (id TEXT PRIMARY KEY NOT NULL, conversation_id TEXT NOT NULL"
+        " REFERENCES conversations(id), sender_id TEXT NOT NULL, receiver_id TEXT NOT NULL"
+        " DEFAULT '', text TEXT NOT NULL DEFAULT '', image TEXT NOT NULL DEFAULT '',"
+        " client_msg_id TEXT NOT NULL DEFAULT '', created_at INTEGER NOT NULL DEFAULT 0,"
+        " updated_at INTEGER NOT NULL DEFAULT 0);"
+        "CREATE INDEX messages_by_conversation ON messages(conversation_id, id);"
+        "CREATE UNIQUE INDEX messages_by_client_msg_id ON messages(sender_id, client_msg_id)"
+        " WHERE client_msg_id <> '';"
+        "CREATE TABLE media (id TEXT PRIMARY KEY NOT NULL, content_type TEXT NOT NULL DEFAULT"
+        " '', bytes BLOB NOT NULL, created_at INTEGER NOT NULL DEFAULT 0);"
+        "INSERT INTO conversations VALUES ('" + old.conversation_id + "', 'direct', 1);"
+        "INSERT INTO conversation_members VALUES ('" + old.conversation_id + "', '" + alice_ +
+        "', NULL), ('" + old.conversation_id + "', '" + bob_ + "', NULL);"
+        "INSERT INTO messages VALUES ('" + old.id + "', '" + old.conversation_id + "', '" +
+        alice_ + "', '" + bob_ + "', 'from version 1', '', 'old-key', 1, 1);"
+        "PRAGMA user_version = 1;";
+    char* err = nullptr;
+    ASSERT_EQ(sqlite3_exec(db, v1.c_str(), nullptr, nullptr, &err), SQLITE_OK) << err;
+    sqlite3_close(db);
+  }
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->ping().ok());
+  auto retry = append_and_wait(*store, make_message(alice_, bob_, "retry", "old-key"));
+  ASSERT_TRUE(retry.ok());
+  EXPECT_TRUE(retry->duplicate);
+  EXPECT_EQ(retry->message.id, old.id);
+  const Message next = make_message(alice_, bob_, "from version 2", "new-key");
+  ASSERT_TRUE(append_and_wait(*store, next).ok());
+  auto page = store->conversation_page(old.conversation_id, "", 10);
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(ids_of(page->messages), (std::vector<std::string>{old.id, next.id}));
+}
+
 TEST_F(SqliteStoreTest, MediaRoundTripsBinaryBytes) {
   auto store = open_store();
   ASSERT_TRUE(store);
@@ -804,17 +1074,21 @@ TEST_F(SqliteStoreTest, SchemaIsVersionedWalAndPagesUseTheIndex) {
     sqlite3_finalize(s);
     return out;
   };
-  EXPECT_EQ(scalar("PRAGMA user_version"), "1");
+  EXPECT_EQ(scalar("PRAGMA user_version"), "2");
   EXPECT_EQ(scalar("PRAGMA journal_mode"), "wal");
   const std::string plan = scalar(
       "EXPLAIN QUERY PLAN SELECT * FROM messages WHERE conversation_id = 'x' AND id < 'y' "
       "ORDER BY id DESC LIMIT 51");
   EXPECT_NE(plan.find("messages_by_conversation"), std::string::npos) << plan;
   EXPECT_EQ(plan.find("TEMP B-TREE"), std::string::npos) << plan;
+  // The clientMsgId lookup: one index search per key generation.
   const std::string dedup = scalar(
-      "EXPLAIN QUERY PLAN SELECT * FROM messages WHERE sender_id = 'a' AND client_msg_id = 'b' "
-      "AND client_msg_id <> ''");
-  EXPECT_NE(dedup.find("messages_by_client_msg_id"), std::string::npos) << dedup;
+      "EXPLAIN QUERY PLAN SELECT * FROM messages WHERE key_gen = 0 AND sender_id = 'a' "
+      "AND client_msg_id = 'b' AND client_msg_id <> ''");
+  EXPECT_NE(dedup.find("SEARCH messages USING INDEX messages_by_client_key (key_gen=? AND "
+                       "sender_id=? AND client_msg_id=?)"),
+            std::string::npos)
+      << dedup;
   const std::string by_email =
       scalar("EXPLAIN QUERY PLAN SELECT * FROM users WHERE email = 'a@b.c'");
   EXPECT_NE(by_email.find("INDEX"), std::string::npos) << by_email;
