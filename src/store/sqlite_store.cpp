@@ -1,5 +1,6 @@
 #include "store/sqlite_store.hpp"
 
+#include <pthread.h>
 #include <sqlite3.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -562,7 +563,9 @@ struct ClientKeyHash {
 
 /// Background work (indexing, checkpoints) yields the CPU to the threads acknowledging
 /// messages: on a busy core its large transactions otherwise delay them by whole time slices.
-/// Raising a thread's nice value needs no privilege; failing to is harmless.
+/// Raising a thread's nice value needs no privilege; failing to is harmless. (SCHED_IDLE was
+/// tried: near saturation the indexer then starved until the unindexed bound stopped the
+/// journal, and acknowledgements stalled for hundreds of milliseconds.)
 void lower_thread_priority() {
   (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 10);
 }
@@ -836,13 +839,15 @@ struct SqliteStore::Impl {
       const std::size_t n = batch.size();
       {
         std::lock_guard lk(mu);
+        const bool was_empty = to_index.empty();
         for (IndexItem& item : journaled) to_index.push_back(std::move(item));
         unindexed += journaled.size();
         if (!journaled.empty()) journaled_seq = to_index.back().seq;
         appends_done += n;
-        // The writer indexes on its interval; it is woken only when it must not wait for it.
-        wake_writer = !queue.empty() || index_now || to_index.size() >= opts.index_batch ||
-                      unindexed >= opts.max_unindexed;
+        // The writer indexes on its interval: woken when its timer must start (it waits without
+        // one while nothing is to index) or when it must not wait for it.
+        wake_writer = (was_empty && !to_index.empty()) || !queue.empty() || index_now ||
+                      to_index.size() >= opts.index_batch || unindexed >= opts.max_unindexed;
       }
       journaled.clear();
       if (wake_writer) work_cv.notify_one();
@@ -978,22 +983,26 @@ struct SqliteStore::Impl {
     lower_thread_priority();
     std::vector<std::unique_ptr<WriteJob>> jobs;
     std::vector<IndexItem> items;
-    auto last_index = std::chrono::steady_clock::now();
+    using Clock = std::chrono::steady_clock;
+    auto last_index = Clock::now();
+    auto retry_after = Clock::time_point{};  // after a failed batch: not before this
     const auto interval = std::chrono::milliseconds(opts.index_interval_ms);
     for (;;) {
       {
         std::unique_lock lk(mu);
         for (;;) {
+          const auto now = Clock::now();
+          const bool backing_off = now < retry_after && !stopping;
           const bool sync_ready = !queue.empty() && queue.front()->appends_before <= appends_done;
           const bool index_due =
               !to_index.empty() &&
               (index_now || sync_ready || stopping || to_index.size() >= opts.index_batch ||
-               unindexed >= opts.max_unindexed ||
-               std::chrono::steady_clock::now() >= last_index + interval);
-          if (sync_ready || index_due) break;
+               unindexed >= opts.max_unindexed || now >= last_index + interval);
+          if (!backing_off && (sync_ready || index_due)) break;
           if (stopping && journal_finished && queue.empty() && to_index.empty()) return;
-          if (to_index.empty()) work_cv.wait(lk);
-          else work_cv.wait_until(lk, last_index + interval);
+          if (backing_off) work_cv.wait_until(lk, retry_after);
+          else if (!to_index.empty()) work_cv.wait_until(lk, last_index + interval);
+          else work_cv.wait(lk);
         }
         // A synchronous write waiting takes everything journaled (at most max_unindexed), so
         // that a journal outpacing the index cannot keep it waiting.
@@ -1009,11 +1018,12 @@ struct SqliteStore::Impl {
           jobs.push_back(std::move(queue.front()));
           queue.pop_front();
         }
-        index_now = false;
+        if (to_index.empty()) index_now = false;  // else the waiter needs the next batch too
         pending.store(queued_locked(), std::memory_order_relaxed);
       }
-      last_index = std::chrono::steady_clock::now();
+      last_index = Clock::now();
       const bool indexed = run_batch(items, jobs);
+      if (!indexed) retry_after = Clock::now() + interval;
       const std::size_t n = jobs.size();
       jobs.clear();
       {
@@ -1037,7 +1047,8 @@ struct SqliteStore::Impl {
           unindexed = 0;
           items.clear();
         } else {
-          // Still journaled: retried with the next batch, which waits the interval.
+          // Still journaled: retried after the interval (a failure that lasts, such as a full
+          // disk, then costs one attempt per interval, not a busy loop).
           for (auto it = items.rbegin(); it != items.rend(); ++it) to_index.push_front(std::move(*it));
           items.clear();
         }
@@ -1068,11 +1079,10 @@ struct SqliteStore::Impl {
     if (auto r = w.run(kBegin, "begin transaction"); !r.ok()) return fail_all(r.err());
     known.pending.clear();
     for (const IndexItem& item : items) {
-      if (auto r = index_message(w, known, key_gen, *item.m); !r.ok()) {
-        if (r.code() == errc::unavailable || !w.in_transaction()) return fail_all(r.err());
-        // Checked when journaled, so this is a bug; it stays in the journal until trimmed.
-        spdlog::error("store: cannot index message {}: {}", item.m->id, r.err().message);
-      }
+      // Checked when journaled, so a failure here is the database's (I/O, memory, corruption):
+      // the whole batch is retried, the messages stay journaled, nothing is skipped.
+      if (auto r = index_message(w, known, key_gen, *item.m); !r.ok())
+        return fail_all(error{r.code(), "index message " + item.m->id + ": " + r.err().message});
     }
     for (auto& job : jobs) {
       if (auto r = w.run(kSavepoint, "savepoint"); !r.ok()) return fail_all(r.err());
@@ -1236,6 +1246,10 @@ result<void> open_journal(SqliteStore::Impl& impl) {
     (void)j.exec("ROLLBACK");
     return with_path(error{errc::internal, "unsupported journal version '" + version + "'"});
   }
+  if (auto r = j.exec("CREATE TABLE IF NOT EXISTS journal_quarantine AS SELECT * FROM journal"
+                      " WHERE 0");
+      !r.ok())
+    return with_path(r.err());
   if (auto r = j.exec("COMMIT"); !r.ok()) return with_path(r.err());
   if (auto r = j.prepare_all(Db::journal); !r.ok()) return with_path(r.err());
 
@@ -1281,14 +1295,24 @@ result<void> open_journal(SqliteStore::Impl& impl) {
       if (rc == SQLITE_DONE) break;
       if (rc != SQLITE_ROW) return failed(s.fail(rc, "read journal"));
       last = static_cast<std::uint64_t>(s.col_int(0));
-      if (auto r = index_message(w, impl.known, impl.key_gen, read_message(s, 1)); !r.ok())
-        return failed(r.err());
+      if (auto r = index_message(w, impl.known, impl.key_gen, read_message(s, 1)); !r.ok()) {
+        if (r.code() == errc::unavailable || !w.in_transaction()) return failed(r.err());
+        // A row the database refuses would otherwise stop every start: it is kept aside in the
+        // journal (journal_quarantine) and logged, and the others are replayed.
+        spdlog::error("store: journaled message {} cannot be indexed ({}); kept in {} table "
+                      "journal_quarantine",
+                      s.col_text(1), r.err().message, path);
+        const std::string keep = "INSERT INTO journal_quarantine SELECT * FROM journal WHERE seq = " +
+                                 std::to_string(last);
+        if (auto q = j.exec(keep.c_str()); !q.ok()) return failed(q.err());
+        continue;
+      }
       ++replayed;
     }
   }
   if (auto r = w.run(kCommit, "commit"); !r.ok()) return failed(r.err());
   impl.known.pending.clear();
-  if (replayed > 0) {
+  if (last > 0) {
     Stmt s(j, kJournalTrim);
     s.integer(1, static_cast<std::int64_t>(last));
     if (int rc = s.step(); rc != SQLITE_DONE) return with_path(s.fail(rc, "trim journal"));
@@ -1372,6 +1396,7 @@ result<std::unique_ptr<SqliteStore>> SqliteStore::open(const SqliteOptions& opti
   sqlite3_wal_hook(w.db(), &Impl::on_wal_commit, impl.get());
   try {
     impl->checkpointer = std::thread([p = impl.get()] { p->checkpoint_loop(); });
+    pthread_setname_np(impl->checkpointer.native_handle(), "store-checkpnt");
   } catch (const std::system_error& e) {
     return error{errc::unavailable, std::string("cannot start the store checkpoint thread: ") + e.what()};
   }
@@ -1379,6 +1404,9 @@ result<std::unique_ptr<SqliteStore>> SqliteStore::open(const SqliteOptions& opti
   try {
     impl->writer = std::thread([p = impl.get()] { p->writer_loop(); });
     impl->journaler = std::thread([p = impl.get()] { p->journal_loop(); });
+    // Named for top -H and perf: the 15-character limit of Linux thread names.
+    pthread_setname_np(impl->writer.native_handle(), "store-indexer");
+    pthread_setname_np(impl->journaler.native_handle(), "store-journal");
   } catch (const std::system_error& e) {
     return error{errc::unavailable, std::string("cannot start the store threads: ") + e.what()};
   }
@@ -1592,7 +1620,11 @@ void SqliteStore::flush() {
   if (i.indexed_seq >= seq_target) return;
   i.index_now = true;
   i.work_cv.notify_one();
-  i.done_cv.wait(lk, [&] { return i.indexed_seq >= seq_target || i.index_abandoned; });
+  // Bounded: while the main database cannot be written (disk full) the messages are safe in
+  // the journal, and shutdown must not hang on them.
+  if (!i.done_cv.wait_for(lk, std::chrono::milliseconds(i.opts.index_wait_ms),
+                          [&] { return i.indexed_seq >= seq_target || i.index_abandoned; }))
+    spdlog::warn("store: flush: journaled messages not indexed yet (they stay in the journal)");
 }
 
 std::size_t SqliteStore::pending_writes() const {

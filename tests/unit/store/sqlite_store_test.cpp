@@ -851,6 +851,102 @@ TEST_F(SqliteStoreTest, ReadsWaitForTheIndexOfAcknowledgedMessages) {
   EXPECT_EQ(summaries->front().last_message->text, "reply");
 }
 
+// Without readers the writer still indexes on its interval (the journal is then trimmed), and
+// a read behind a backlog spread over several index transactions gets all of it.
+TEST_F(SqliteStoreTest, IndexingRunsOnItsIntervalAndCatchesUpForAReader) {
+  {
+    SqliteOptions opts;
+    opts.path = db_path();
+    opts.index_interval_ms = 20;
+    auto store = open_store(opts);
+    ASSERT_TRUE(store);
+    for (int i = 0; i < 3; ++i)
+      ASSERT_TRUE(append_and_wait(*store, make_message(alice_, bob_, "m" + std::to_string(i))).ok());
+    for (int i = 0; i < 500 && store->unindexed_messages() > 0; ++i)
+      std::this_thread::sleep_for(10ms);
+    EXPECT_EQ(store->unindexed_messages(), 0u) << "not indexed after 5 s";
+    EXPECT_GT(store->index_commits(), 0u);
+  }
+  SqliteOptions opts;
+  opts.path = db_path();
+  opts.index_interval_ms = 600'000;
+  opts.index_batch = 10;  // the backlog below takes three index transactions
+  opts.index_wait_ms = 5'000;
+  auto store = open_store(opts);
+  ASSERT_TRUE(store);
+  for (int i = 0; i < 25; ++i)
+    ASSERT_TRUE(append_and_wait(*store, make_message(bob_, carol_, "n" + std::to_string(i))).ok());
+  auto page = store->conversation_page(direct_conversation_id(bob_, carol_), "", 100);
+  ASSERT_TRUE(page.ok()) << page.err().message;
+  EXPECT_EQ(page->messages.size(), 25u);
+}
+
+// A crash after the main database's commit and before the journal was trimmed leaves rows that
+// are indexed already: the replay stores nothing twice.
+TEST_F(SqliteStoreTest, ReplayOfAlreadyIndexedRowsStoresNothingTwice) {
+  std::vector<Message> sent;
+  {
+    auto store = open_store();
+    ASSERT_TRUE(store);
+    for (int i = 0; i < 5; ++i) {
+      sent.push_back(make_message(alice_, bob_, "m" + std::to_string(i), "k" + std::to_string(i)));
+      ASSERT_TRUE(append_and_wait(*store, sent.back()).ok());
+    }
+  }
+  ASSERT_EQ(journal_rows(db_path()), 0);
+  {  // put the rows back, as if the trim had not happened
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open_v2(SqliteStore::journal_path(db_path()).c_str(), &db,
+                              SQLITE_OPEN_READWRITE, nullptr),
+              SQLITE_OK);
+    for (std::size_t i = 0; i < sent.size(); ++i) {
+      const Message& m = sent[i];
+      const std::string sql = "INSERT INTO journal VALUES (" + std::to_string(i + 1) + ", '" + m.id +
+                              "', '" + m.conversation_id + "', '" + m.sender_id + "', '" +
+                              m.receiver_id + "', '" + m.text + "', '" + m.image + "', '" +
+                              m.client_msg_id + "', " + std::to_string(m.created_at) + ", " +
+                              std::to_string(m.updated_at) + ")";
+      ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK)
+          << sqlite3_errmsg(db);
+    }
+    sqlite3_close(db);
+  }
+  ASSERT_EQ(journal_rows(db_path()), 5);
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  auto page = store->conversation_page(direct_conversation_id(alice_, bob_), "", 100);
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(ids_of(page->messages), ids_of(sent));
+  store.reset();
+  EXPECT_EQ(journal_rows(db_path()), 0);
+}
+
+// The id check of an append: an id indexed long ago (no longer among the journaled ones) is
+// still refused, as is one still journaled.
+TEST_F(SqliteStoreTest, AReusedIdIsRefusedJournaledOrIndexed) {
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  const Message first = make_message(alice_, bob_, "first");
+  ASSERT_TRUE(append_and_wait(*store, first).ok());
+  Message journaled_twin = make_message(alice_, bob_, "twin");
+  journaled_twin.id = first.id;
+  auto r1 = append_and_wait(*store, journaled_twin);
+  ASSERT_FALSE(r1.ok());
+  EXPECT_EQ(r1.code(), errc::internal);
+
+  store->flush();  // indexed; the next journal batch forgets it
+  ASSERT_TRUE(append_and_wait(*store, make_message(bob_, alice_, "later")).ok());
+  Message indexed_twin = make_message(alice_, bob_, "twin again");
+  indexed_twin.id = first.id;
+  auto r2 = append_and_wait(*store, indexed_twin);
+  ASSERT_FALSE(r2.ok());
+  EXPECT_EQ(r2.code(), errc::internal);
+  auto page = store->conversation_page(direct_conversation_id(alice_, bob_), "", 10);
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->messages.size(), 2u);
+  EXPECT_EQ(page->messages[0].text, "first");
+}
+
 // While the main database cannot be written, appends are still acknowledged (the journal has
 // them); indexing is retried, reads report unavailable instead of hiding messages, and nothing
 // is lost once the database is writable again.
