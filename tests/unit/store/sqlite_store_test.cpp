@@ -921,6 +921,55 @@ TEST_F(SqliteStoreTest, ReplayOfAlreadyIndexedRowsStoresNothingTwice) {
   EXPECT_EQ(journal_rows(db_path()), 0);
 }
 
+// A journaled row the database refuses (here a trigger stands for corruption or a future
+// constraint) does not stop the store from opening: it is kept aside, the others are replayed.
+TEST_F(SqliteStoreTest, AJournalRowTheDatabaseRefusesIsQuarantinedAtReplay) {
+  { ASSERT_TRUE(open_store()); }
+  const std::vector<Message> rows = {make_message(alice_, bob_, "one"),
+                                     make_message(alice_, bob_, "poison"),
+                                     make_message(alice_, bob_, "three")};
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open_v2(db_path().c_str(), &db, SQLITE_OPEN_READWRITE, nullptr), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db,
+                           "CREATE TRIGGER refuse BEFORE INSERT ON messages WHEN NEW.text = 'poison'"
+                           " BEGIN SELECT RAISE(ABORT, 'refused'); END",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+    ASSERT_EQ(sqlite3_open_v2(SqliteStore::journal_path(db_path()).c_str(), &db,
+                              SQLITE_OPEN_READWRITE, nullptr),
+              SQLITE_OK);
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      const Message& m = rows[i];
+      const std::string sql = "INSERT INTO journal VALUES (" + std::to_string(i + 1) + ", '" + m.id +
+                              "', '" + m.conversation_id + "', '" + m.sender_id + "', '" +
+                              m.receiver_id + "', '" + m.text + "', '', '', 1, 1)";
+      ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+    }
+    sqlite3_close(db);
+  }
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  auto page = store->conversation_page(direct_conversation_id(alice_, bob_), "", 10);
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(ids_of(page->messages), (std::vector<std::string>{rows[0].id, rows[2].id}));
+  store.reset();
+  EXPECT_EQ(journal_rows(db_path()), 0);
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(SqliteStore::journal_path(db_path()).c_str(), &db,
+                            SQLITE_OPEN_READONLY, nullptr),
+            SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT id, text FROM journal_quarantine", -1, &st, nullptr),
+            SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  EXPECT_EQ(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)), rows[1].id);
+  EXPECT_EQ(sqlite3_step(st), SQLITE_DONE);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+}
+
 // The id check of an append: an id indexed long ago (no longer among the journaled ones) is
 // still refused, as is one still journaled.
 TEST_F(SqliteStoreTest, AReusedIdIsRefusedJournaledOrIndexed) {
