@@ -1175,11 +1175,11 @@ PRAGMA user_version = 1;
 )sql";
 
 /// Fills the journal thread's client-key filter and greatest id from the main database.
-result<void> load_append_checks(SqliteStore::Impl& impl) {
-  Conn& w = *impl.writer_conn;
+/// `c`: a connection without memory-mapped I/O (the scan reads the whole clientMsgId index).
+result<void> load_append_checks(SqliteStore::Impl& impl, Conn& c) {
   auto one_value = [&](const char* sql, std::string& out, std::int64_t& n) -> result<void> {
     sqlite3_stmt* st = nullptr;
-    int rc = sqlite3_prepare_v2(w.db(), sql, -1, &st, nullptr);
+    int rc = sqlite3_prepare_v2(c.db(), sql, -1, &st, nullptr);
     if (rc == SQLITE_OK) rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
       if (const unsigned char* t = sqlite3_column_text(st, 0)) out = reinterpret_cast<const char*>(t);
@@ -1187,21 +1187,22 @@ result<void> load_append_checks(SqliteStore::Impl& impl) {
       rc = SQLITE_OK;
     }
     sqlite3_finalize(st);
-    if (rc != SQLITE_OK && rc != SQLITE_DONE) return w.fail(rc, sql);
+    if (rc != SQLITE_OK && rc != SQLITE_DONE) return c.fail(rc, sql);
     return {};
   };
+  // Sized from the greatest rowid (an index lookup; at least the number of messages) rather
+  // than a count, which would read the index a second time.
   std::string text;
-  std::int64_t keys = 0;
-  if (auto r = one_value("SELECT count(*) FROM messages WHERE client_msg_id <> ''", text, keys); !r.ok())
-    return r;
+  std::int64_t rows = 0;
+  if (auto r = one_value("SELECT max(rowid) FROM messages", text, rows); !r.ok()) return r;
   std::int64_t unused = 0;
   if (auto r = one_value("SELECT max(id) FROM messages", impl.max_id, unused); !r.ok()) return r;
   impl.max_indexed_id = impl.max_id;
   impl.client_key_filter = std::make_unique<KeyFilter>(
-      std::max<std::size_t>(std::size_t{1} << 16, static_cast<std::size_t>(keys) * 2));
+      std::max<std::size_t>(std::size_t{1} << 16, static_cast<std::size_t>(std::max<std::int64_t>(rows, 0)) / 4 * 5));
   sqlite3_stmt* st = nullptr;
   const char* sql = "SELECT sender_id, client_msg_id FROM messages WHERE client_msg_id <> ''";
-  int rc = sqlite3_prepare_v2(w.db(), sql, -1, &st, nullptr);
+  int rc = sqlite3_prepare_v2(c.db(), sql, -1, &st, nullptr);
   while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
     auto view = [&](int i) {
       return std::string_view(static_cast<const char*>(sqlite3_column_blob(st, i)),
@@ -1211,7 +1212,7 @@ result<void> load_append_checks(SqliteStore::Impl& impl) {
     rc = SQLITE_OK;
   }
   sqlite3_finalize(st);
-  if (rc != SQLITE_DONE) return w.fail(rc, "load clientMsgIds");
+  if (rc != SQLITE_DONE) return c.fail(rc, "load clientMsgIds");
   return {};
 }
 
@@ -1260,23 +1261,40 @@ result<void> open_journal(SqliteStore::Impl& impl) {
   (void)impl.probe_conn->exec("PRAGMA cache_size = -16384; PRAGMA mmap_size = 268435456;");
   if (auto r = impl.probe_conn->prepare_all(Db::main); !r.ok()) return r.err();
 
-  // Key generations: new keys continue the newest one.
+  // Key generations: new keys continue the newest one. Whole-index reads at open go through a
+  // connection without memory-mapped I/O and with a small cache, so that they do not stay in
+  // the process's RSS; the count stops at one generation's worth.
   Conn& w = *impl.writer_conn;
   impl.key_gen.limit = static_cast<std::int64_t>(impl.opts.client_keys_per_generation);
+  Conn scan;
+  if (auto r = scan.open(impl.opts.path, SQLITE_OPEN_READONLY, impl.opts.busy_timeout_ms); !r.ok())
+    return r.err();
+  (void)scan.exec("PRAGMA mmap_size = 0; PRAGMA cache_size = -2048;");
   {
     sqlite3_stmt* st = nullptr;
-    int rc = sqlite3_prepare_v2(
-        w.db(),
-        "SELECT key_gen, count(*) FROM messages WHERE client_msg_id <> '' AND key_gen ="
-        " (SELECT max(key_gen) FROM messages WHERE client_msg_id <> '')",
-        -1, &st, nullptr);
+    int rc = sqlite3_prepare_v2(scan.db(),
+                                "SELECT coalesce(max(key_gen), 0) FROM messages WHERE client_msg_id <> ''",
+                                -1, &st, nullptr);
     if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
       impl.key_gen.gen = sqlite3_column_int64(st, 0);
-      impl.key_gen.keys = sqlite3_column_int64(st, 1);
       rc = SQLITE_DONE;
     }
     sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) return with_path(w.fail(rc, "read key generations"));
+    if (rc == SQLITE_DONE)
+      rc = sqlite3_prepare_v2(scan.db(),
+                              "SELECT count(*) FROM (SELECT 1 FROM messages WHERE key_gen = ?1"
+                              " AND client_msg_id <> '' LIMIT ?2)",
+                              -1, &st, nullptr);
+    if (rc == SQLITE_OK) {
+      sqlite3_bind_int64(st, 1, impl.key_gen.gen);
+      sqlite3_bind_int64(st, 2, impl.key_gen.limit);
+      if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        impl.key_gen.keys = sqlite3_column_int64(st, 0);
+        rc = SQLITE_DONE;
+      }
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) return with_path(scan.fail(rc, "read key generations"));
   }
 
   // Replay: every row still journaled, in order, in one transaction of the main database.
@@ -1318,7 +1336,7 @@ result<void> open_journal(SqliteStore::Impl& impl) {
     if (int rc = s.step(); rc != SQLITE_DONE) return with_path(s.fail(rc, "trim journal"));
     spdlog::info("store: replayed {} journaled messages into '{}'", replayed, impl.opts.path);
   }
-  if (auto r = load_append_checks(impl); !r.ok()) return with_path(r.err());
+  if (auto r = load_append_checks(impl, scan); !r.ok()) return with_path(r.err());
   impl.next_seq = last + 1;
   impl.indexed_key_gen = impl.probe_max_gen = impl.key_gen.gen;
   impl.trimmed_seq = last;
