@@ -783,6 +783,32 @@ std::int64_t journal_rows(const std::string& db_path) {
   return n;
 }
 
+// Writes `rows` into the journal of a closed store (seq 1, 2, …), as a crash would leave them.
+void put_journal_rows(const std::string& db_path, const std::vector<Message>& rows) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(SqliteStore::journal_path(db_path).c_str(), &db, SQLITE_OPEN_READWRITE,
+                            nullptr),
+            SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "INSERT INTO journal VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", -1,
+                               &st, nullptr),
+            SQLITE_OK);
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const Message& m = rows[i];
+    sqlite3_bind_int64(st, 1, static_cast<std::int64_t>(i + 1));
+    int col = 2;
+    for (const std::string* v : {&m.id, &m.conversation_id, &m.sender_id, &m.receiver_id, &m.text,
+                                 &m.image, &m.client_msg_id})
+      sqlite3_bind_text(st, col++, v->c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 9, m.created_at);
+    sqlite3_bind_int64(st, 10, m.updated_at);
+    EXPECT_EQ(sqlite3_step(st), SQLITE_DONE) << sqlite3_errmsg(db);
+    sqlite3_reset(st);
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+}
+
 // An acknowledged message is durable before it is in the main database: a process that dies
 // with its messages only journaled loses none of them, and their clientMsgIds stay known.
 TEST_F(SqliteStoreTest, AcknowledgedMessagesAreReplayedAfterACrash) {
@@ -894,23 +920,7 @@ TEST_F(SqliteStoreTest, ReplayOfAlreadyIndexedRowsStoresNothingTwice) {
     }
   }
   ASSERT_EQ(journal_rows(db_path()), 0);
-  {  // put the rows back, as if the trim had not happened
-    sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open_v2(SqliteStore::journal_path(db_path()).c_str(), &db,
-                              SQLITE_OPEN_READWRITE, nullptr),
-              SQLITE_OK);
-    for (std::size_t i = 0; i < sent.size(); ++i) {
-      const Message& m = sent[i];
-      const std::string sql = "INSERT INTO journal VALUES (" + std::to_string(i + 1) + ", '" + m.id +
-                              "', '" + m.conversation_id + "', '" + m.sender_id + "', '" +
-                              m.receiver_id + "', '" + m.text + "', '" + m.image + "', '" +
-                              m.client_msg_id + "', " + std::to_string(m.created_at) + ", " +
-                              std::to_string(m.updated_at) + ")";
-      ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK)
-          << sqlite3_errmsg(db);
-    }
-    sqlite3_close(db);
-  }
+  put_journal_rows(db_path(), sent);  // back, as if the trim had not happened
   ASSERT_EQ(journal_rows(db_path()), 5);
   auto store = open_store();
   ASSERT_TRUE(store);
@@ -937,18 +947,8 @@ TEST_F(SqliteStoreTest, AJournalRowTheDatabaseRefusesIsQuarantinedAtReplay) {
                            nullptr, nullptr, nullptr),
               SQLITE_OK);
     sqlite3_close(db);
-    ASSERT_EQ(sqlite3_open_v2(SqliteStore::journal_path(db_path()).c_str(), &db,
-                              SQLITE_OPEN_READWRITE, nullptr),
-              SQLITE_OK);
-    for (std::size_t i = 0; i < rows.size(); ++i) {
-      const Message& m = rows[i];
-      const std::string sql = "INSERT INTO journal VALUES (" + std::to_string(i + 1) + ", '" + m.id +
-                              "', '" + m.conversation_id + "', '" + m.sender_id + "', '" +
-                              m.receiver_id + "', '" + m.text + "', '', '', 1, 1)";
-      ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
-    }
-    sqlite3_close(db);
   }
+  put_journal_rows(db_path(), rows);
   auto store = open_store();
   ASSERT_TRUE(store);
   auto page = store->conversation_page(direct_conversation_id(alice_, bob_), "", 10);
