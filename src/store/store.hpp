@@ -100,8 +100,9 @@ class Store {
 
   using AppendCallback = std::function<void(result<Appended>)>;
   /// Non-blocking. Queues `m` (id, conversation and timestamps set by the caller) for the next
-  /// group commit. `done` runs exactly once, on the store's writer thread, after the transaction
-  /// holding the message is durable (or failed): keep it short, post real work elsewhere.
+  /// group commit. `done` runs exactly once, on a thread of the store's (see the backend), after
+  /// the transaction holding the message is durable (or failed): keep it short, post real work
+  /// elsewhere.
   /// When (sender_id, client_msg_id) already exists, nothing is written and `done` gets the
   /// stored message with duplicate = true. A full queue → done(unavailable) at once.
   virtual void append_message(Message m, AppendCallback done) = 0;
