@@ -45,7 +45,7 @@ struct ProfileInput {
 struct SendInput {
   std::string sender_id, receiver_id, text, image, client_msg_id;
   std::optional<Image> picture;
-  std::string origin;  ///< who sent it (e.g. a socket id), handed to listeners; "" for REST
+  std::string origin{};  ///< who sent it (e.g. a socket id), handed to listeners; "" for REST
 };
 
 struct AuthResult {
