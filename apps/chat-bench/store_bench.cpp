@@ -160,7 +160,8 @@ int main(int argc, char** argv) {
               static_cast<unsigned long long>(acked.load()), static_cast<unsigned long long>(failed.load()), secs, rate);
   std::printf("  %llu commits (%.0f/s), %.1f messages per commit\n", static_cast<unsigned long long>(commits),
               commits / secs, commits ? static_cast<double>(acked.load()) / commits : 0.0);
-  std::printf("  all in the main database after %.2f s: %.0f messages/s sustained (%llu index transactions)\n",
+  std::printf("  all in the main database after %.2f s: %.0f messages/s sustained"
+              " (%llu index transactions)\n",
               indexed_secs, static_cast<double>(acked.load()) / indexed_secs,
               static_cast<unsigned long long>(index_commits));
   std::printf("  append → durable (ms): p50 %.2f  p90 %.2f  p99 %.2f  p99.9 %.2f  max %.2f\n",
