@@ -38,14 +38,14 @@ net::Response payload_response(std::string body) {
   return net::Response::text(200, std::move(body), "text/plain; charset=UTF-8");
 }
 
-// What a session keeps of its handshake request for its lifetime: no body, and no spare
-// capacity (the HTTP layer reserves room for 16 headers; per idle connection that was ~600
-// bytes).
 std::int64_t steady_now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
              std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
+// What a session keeps of its handshake request for its lifetime: no body, and no spare
+// capacity (the HTTP layer reserves room for 16 headers; per idle connection that was ~600
+// bytes).
 net::Request without_body(net::Request req) {
   req.body = std::string();
   req.headers.shrink_to_fit();
