@@ -15,6 +15,7 @@
 #include <exception>
 #include <filesystem>
 #include <future>
+#include <initializer_list>
 #include <limits>
 #include <mutex>
 #include <optional>
@@ -283,17 +284,36 @@ class Conn {
     return error{map_sqlite_code(rc), std::string(sql).substr(0, 60) + ": " + text};
   }
 
-  /// A single-row pragma's first column as text ("" when none).
-  std::string pragma_text(const char* sql) {
+  /// The first column of a one-row query's row (integer parameters bound to ?1, ?2, …), as
+  /// text ("" for NULL or no row) and as an integer (0 likewise). For set-up and open-time
+  /// queries: the statement is prepared for the call.
+  struct Scalar {
+    std::string text;
+    std::int64_t integer = 0;
+  };
+  result<Scalar> scalar(const char* sql, std::initializer_list<std::int64_t> params = {}) {
     sqlite3_stmt* s = nullptr;
-    std::string out;
-    if (sqlite3_prepare_v2(db_, sql, -1, &s, nullptr) == SQLITE_OK &&
-        sqlite3_step(s) == SQLITE_ROW) {
+    int rc = sqlite3_prepare_v2(db_, sql, -1, &s, nullptr);
+    int index = 1;
+    for (std::int64_t p : params)
+      if (rc == SQLITE_OK) rc = sqlite3_bind_int64(s, index++, p);
+    if (rc == SQLITE_OK) rc = sqlite3_step(s);
+    Scalar out;
+    if (rc == SQLITE_ROW) {
       if (const unsigned char* t = sqlite3_column_text(s, 0))
-        out = reinterpret_cast<const char*>(t);
+        out.text = reinterpret_cast<const char*>(t);
+      out.integer = sqlite3_column_int64(s, 0);
+      rc = SQLITE_DONE;
     }
     sqlite3_finalize(s);
+    if (rc != SQLITE_DONE) return fail(rc, sql);
     return out;
+  }
+
+  /// A single-row pragma's first column as text ("" when none or on error).
+  std::string pragma_text(const char* sql) {
+    auto r = scalar(sql);
+    return r.ok() ? std::move(r->text) : std::string();
   }
 
   error fail(int rc, std::string_view what) const {
@@ -547,6 +567,14 @@ result<void> index_message(Conn& w, KnownConversations& known, KeyGeneration& ke
   return {};
 }
 
+/// Deletes the journal rows up to `seq` (their messages are durable in the main database).
+result<void> trim_journal(Conn& j, std::uint64_t seq) {
+  Stmt s(j, kJournalTrim);
+  s.integer(1, static_cast<std::int64_t>(seq));
+  if (int rc = s.step(); rc != SQLITE_DONE) return s.fail(rc, "trim journal");
+  return {};
+}
+
 /// (sender_id, client_msg_id) of a journaled message, viewing the message's own strings.
 struct ClientKey {
   std::string_view sender;
@@ -718,12 +746,9 @@ struct SqliteStore::Impl {
     if (writer.joinable()) writer.join();
     stop_checkpointer();
     // Everything journaled is indexed now: the journal can be emptied.
-    if (journal_conn && journal_conn->stmt(kJournalTrim) && indexed_seq > trimmed_seq) {
-      Stmt s(*journal_conn, kJournalTrim);
-      s.integer(1, static_cast<std::int64_t>(indexed_seq));
-      if (int rc = s.step(); rc != SQLITE_DONE)
-        spdlog::warn("store: cannot trim the message journal: {}", sqlite3_errstr(rc));
-    }
+    if (journal_conn && journal_conn->stmt(kJournalTrim) && indexed_seq > trimmed_seq)
+      if (auto r = trim_journal(*journal_conn, indexed_seq); !r.ok())
+        spdlog::warn("store: cannot trim the message journal: {}", r.err().message);
     // Readers first: the last connection to close checkpoints and removes the WAL.
     probe_conn.reset();
     journal_conn.reset();
@@ -857,14 +882,20 @@ struct SqliteStore::Impl {
     }
   }
 
+  /// Removes a journaled message's id and clientMsgId from the pending keys (before the
+  /// message leaves journal_pending, whose strings the keys view).
+  void forget_keys(const Message& m) {
+    pending_ids.erase(m.id);
+    if (!m.client_msg_id.empty())
+      pending_client_keys.erase(ClientKey{m.sender_id, m.client_msg_id});
+  }
+
   /// Drops what the main database has from the pending keys (its lookups find it there).
   void forget_indexed(std::uint64_t indexed) {
     while (!journal_pending.empty() && journal_pending.front().seq <= indexed) {
       const Message& m = *journal_pending.front().m;
       if (m.id > max_indexed_id) max_indexed_id = m.id;
-      pending_ids.erase(m.id);
-      if (!m.client_msg_id.empty())
-        pending_client_keys.erase(ClientKey{m.sender_id, m.client_msg_id});
+      forget_keys(m);
       journal_pending.pop_front();
     }
   }
@@ -879,10 +910,7 @@ struct SqliteStore::Impl {
       if (j.in_transaction()) (void)j.run(kRollback, "rollback");
       if (probe_conn->in_transaction()) (void)probe_conn->run(kRollback, "end read");
       while (journal_pending.size() > pending_before) {  // not journaled after all
-        const Message& m = *journal_pending.back().m;
-        pending_ids.erase(m.id);
-        if (!m.client_msg_id.empty())
-          pending_client_keys.erase(ClientKey{m.sender_id, m.client_msg_id});
+        forget_keys(*journal_pending.back().m);
         journal_pending.pop_back();
       }
       journaled.clear();
@@ -891,11 +919,8 @@ struct SqliteStore::Impl {
     };
 
     if (auto r = j.run(kBegin, "begin journal transaction"); !r.ok()) return fail_all(r.err());
-    if (indexed > trimmed_seq) {
-      Stmt s(j, kJournalTrim);
-      s.integer(1, static_cast<std::int64_t>(indexed));
-      if (int rc = s.step(); rc != SQLITE_DONE) return fail_all(s.fail(rc, "trim journal"));
-    }
+    if (indexed > trimmed_seq)
+      if (auto r = trim_journal(j, indexed); !r.ok()) return fail_all(r.err());
     // One read snapshot of the main database for the batch's lookups.
     if (auto r = probe_conn->run(kBeginRead, "begin read"); !r.ok()) return fail_all(r.err());
     for (auto& job : batch) {
@@ -993,10 +1018,11 @@ struct SqliteStore::Impl {
     for (;;) {
       {
         std::unique_lock lk(mu);
+        bool sync_ready = false;
         for (;;) {
           const auto now = Clock::now();
           const bool backing_off = now < retry_after && !stopping;
-          const bool sync_ready = !queue.empty() && queue.front()->appends_before <= appends_done;
+          sync_ready = !queue.empty() && queue.front()->appends_before <= appends_done;
           const bool index_due =
               !to_index.empty() &&
               (index_now || sync_ready || stopping || to_index.size() >= opts.index_batch ||
@@ -1009,7 +1035,6 @@ struct SqliteStore::Impl {
         }
         // A synchronous write waiting takes everything journaled (at most max_unindexed), so
         // that a journal outpacing the index cannot keep it waiting.
-        const bool sync_ready = !queue.empty() && queue.front()->appends_before <= appends_done;
         const std::size_t n =
             sync_ready ? to_index.size() : std::min(to_index.size(), opts.index_batch);
         for (std::size_t i = 0; i < n; ++i) {
@@ -1183,29 +1208,15 @@ PRAGMA user_version = 1;
 /// Fills the journal thread's client-key filter and greatest id from the main database.
 /// `c`: a connection without memory-mapped I/O (the scan reads the whole clientMsgId index).
 result<void> load_append_checks(SqliteStore::Impl& impl, Conn& c) {
-  auto one_value = [&](const char* sql, std::string& out, std::int64_t& n) -> result<void> {
-    sqlite3_stmt* st = nullptr;
-    int rc = sqlite3_prepare_v2(c.db(), sql, -1, &st, nullptr);
-    if (rc == SQLITE_OK) rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-      if (const unsigned char* t = sqlite3_column_text(st, 0))
-        out = reinterpret_cast<const char*>(t);
-      n = sqlite3_column_int64(st, 0);
-      rc = SQLITE_OK;
-    }
-    sqlite3_finalize(st);
-    if (rc != SQLITE_OK && rc != SQLITE_DONE) return c.fail(rc, sql);
-    return {};
-  };
   // Sized from the greatest rowid (an index lookup; at least the number of messages) rather
   // than a count, which would read the index a second time.
-  std::string text;
-  std::int64_t rows = 0;
-  if (auto r = one_value("SELECT max(rowid) FROM messages", text, rows); !r.ok()) return r;
-  std::int64_t unused = 0;
-  if (auto r = one_value("SELECT max(id) FROM messages", impl.max_id, unused); !r.ok()) return r;
+  auto rows = c.scalar("SELECT max(rowid) FROM messages");
+  if (!rows.ok()) return rows.err();
+  auto max_id = c.scalar("SELECT max(id) FROM messages");
+  if (!max_id.ok()) return max_id.err();
+  impl.max_id = std::move(max_id->text);
   impl.max_indexed_id = impl.max_id;
-  const auto expected = static_cast<std::size_t>(std::max<std::int64_t>(rows, 0)) / 4 * 5;
+  const auto expected = static_cast<std::size_t>(std::max<std::int64_t>(rows->integer, 0)) / 4 * 5;
   impl.client_key_filter =
       std::make_unique<KeyFilter>(std::max<std::size_t>(std::size_t{1} << 16, expected));
   sqlite3_stmt* st = nullptr;
@@ -1281,30 +1292,15 @@ result<void> open_journal(SqliteStore::Impl& impl) {
     return r.err();
   (void)scan.exec("PRAGMA mmap_size = 0; PRAGMA cache_size = -2048;");
   {
-    sqlite3_stmt* st = nullptr;
-    int rc = sqlite3_prepare_v2(
-        scan.db(), "SELECT coalesce(max(key_gen), 0) FROM messages WHERE client_msg_id <> ''", -1,
-        &st, nullptr);
-    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-      impl.key_gen.gen = sqlite3_column_int64(st, 0);
-      rc = SQLITE_DONE;
-    }
-    sqlite3_finalize(st);
-    if (rc == SQLITE_DONE)
-      rc = sqlite3_prepare_v2(scan.db(),
-                              "SELECT count(*) FROM (SELECT 1 FROM messages WHERE key_gen = ?1"
-                              " AND client_msg_id <> '' LIMIT ?2)",
-                              -1, &st, nullptr);
-    if (rc == SQLITE_OK) {
-      sqlite3_bind_int64(st, 1, impl.key_gen.gen);
-      sqlite3_bind_int64(st, 2, impl.key_gen.limit);
-      if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        impl.key_gen.keys = sqlite3_column_int64(st, 0);
-        rc = SQLITE_DONE;
-      }
-    }
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) return with_path(scan.fail(rc, "read key generations"));
+    auto gen =
+        scan.scalar("SELECT coalesce(max(key_gen), 0) FROM messages WHERE client_msg_id <> ''");
+    if (!gen.ok()) return with_path(gen.err());
+    impl.key_gen.gen = gen->integer;
+    auto keys = scan.scalar("SELECT count(*) FROM (SELECT 1 FROM messages WHERE key_gen = ?1"
+                            " AND client_msg_id <> '' LIMIT ?2)",
+                            {impl.key_gen.gen, impl.key_gen.limit});
+    if (!keys.ok()) return with_path(keys.err());
+    impl.key_gen.keys = keys->integer;
   }
 
   // Replay: every row still journaled, in order, in one transaction of the main database.
@@ -1342,9 +1338,7 @@ result<void> open_journal(SqliteStore::Impl& impl) {
   if (auto r = w.run(kCommit, "commit"); !r.ok()) return failed(r.err());
   impl.known.pending.clear();
   if (last > 0) {
-    Stmt s(j, kJournalTrim);
-    s.integer(1, static_cast<std::int64_t>(last));
-    if (int rc = s.step(); rc != SQLITE_DONE) return with_path(s.fail(rc, "trim journal"));
+    if (auto r = trim_journal(j, last); !r.ok()) return with_path(r.err());
     spdlog::info("store: replayed {} journaled messages into '{}'", replayed, impl.opts.path);
   }
   if (auto r = load_append_checks(impl, scan); !r.ok()) return with_path(r.err());
