@@ -6,12 +6,6 @@
 namespace chat::store {
 namespace {
 
-// Two independent-enough 64-bit hashes of the pair; probe i is h1 + i·h2 (Kirsch–Mitzenmacher).
-struct Hashes {
-  std::uint64_t h1;
-  std::uint64_t h2;
-};
-
 std::uint64_t mix(std::uint64_t x) {  // splitmix64's finaliser
   x ^= x >> 30;
   x *= 0xbf58476d1ce4e5b9ULL;
@@ -21,14 +15,15 @@ std::uint64_t mix(std::uint64_t x) {  // splitmix64's finaliser
   return x;
 }
 
-Hashes hash_pair(std::string_view a, std::string_view b) {
+}  // namespace
+
+// Two independent-enough 64-bit hashes of the pair; probe i is h1 + i·h2 (Kirsch–Mitzenmacher).
+KeyFilter::Hashes KeyFilter::hash(std::string_view a, std::string_view b) {
   const std::uint64_t ha = std::hash<std::string_view>{}(a);
   const std::uint64_t hb = std::hash<std::string_view>{}(b);
   const std::uint64_t h1 = mix(ha ^ mix(hb + 0x9e3779b97f4a7c15ULL));
   return {h1, mix(h1 ^ ha) | 1};
 }
-
-}  // namespace
 
 KeyFilter::KeyFilter(std::size_t initial_capacity) {
   add_layer(initial_capacity < 1024 ? 1024 : initial_capacity);
@@ -52,10 +47,9 @@ bool KeyFilter::test(const Layer& l, std::uint64_t h1, std::uint64_t h2) {
   return true;
 }
 
-void KeyFilter::add(std::string_view a, std::string_view b) {
+void KeyFilter::add(const Hashes& h) {
   if (layers_.back().count >= layers_.back().capacity) add_layer(layers_.back().capacity * 2);
   Layer& l = layers_.back();
-  const Hashes h = hash_pair(a, b);
   for (int i = 0; i < kProbes; ++i) {
     const std::uint64_t bit = (h.h1 + static_cast<std::uint64_t>(i) * h.h2) & l.mask;
     l.bits[bit >> 6] |= std::uint64_t{1} << (bit & 63);
@@ -64,8 +58,7 @@ void KeyFilter::add(std::string_view a, std::string_view b) {
   ++count_;
 }
 
-bool KeyFilter::may_contain(std::string_view a, std::string_view b) const {
-  const Hashes h = hash_pair(a, b);
+bool KeyFilter::may_contain(const Hashes& h) const {
   for (const Layer& l : layers_)
     if (test(l, h.h1, h.h2)) return true;
   return false;

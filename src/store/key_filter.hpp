@@ -17,9 +17,19 @@ class KeyFilter {
  public:
   explicit KeyFilter(std::size_t initial_capacity = 1u << 20);
 
-  void add(std::string_view a, std::string_view b);
+  /// The two 64-bit hashes of a pair: computed once, they serve add and may_contain, and `h1`
+  /// (well mixed in every bit) may key other tables of the same pairs.
+  struct Hashes {
+    std::uint64_t h1;
+    std::uint64_t h2;
+  };
+  static Hashes hash(std::string_view a, std::string_view b);
+
+  void add(std::string_view a, std::string_view b) { add(hash(a, b)); }
+  void add(const Hashes& h);
   /// False: (a, b) was never added. True: it may have been.
-  bool may_contain(std::string_view a, std::string_view b) const;
+  bool may_contain(std::string_view a, std::string_view b) const { return may_contain(hash(a, b)); }
+  bool may_contain(const Hashes& h) const;
 
   std::size_t size() const { return count_; }
   std::size_t layers() const { return layers_.size(); }

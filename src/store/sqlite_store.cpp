@@ -21,13 +21,13 @@
 #include <optional>
 #include <system_error>
 #include <thread>
-#include <unordered_map>
 #include <unordered_set>
 #include <utility>
 
 #include "core/log.hpp"
 #include "core/time.hpp"
 #include "store/key_filter.hpp"
+#include "store/pending_index.hpp"
 
 namespace chat::store {
 namespace {
@@ -575,19 +575,8 @@ result<void> trim_journal(Conn& j, std::uint64_t seq) {
   return {};
 }
 
-/// (sender_id, client_msg_id) of a journaled message, viewing the message's own strings.
-struct ClientKey {
-  std::string_view sender;
-  std::string_view client_msg_id;
-  bool operator==(const ClientKey&) const = default;
-};
-struct ClientKeyHash {
-  std::size_t operator()(const ClientKey& k) const noexcept {
-    const std::size_t a = std::hash<std::string_view>{}(k.sender);
-    const std::size_t b = std::hash<std::string_view>{}(k.client_msg_id);
-    return a ^ (b + 0x9e3779b97f4a7c15ULL + (a << 6) + (a >> 2));
-  }
-};
+/// The pending-index hash of a message id.
+std::uint64_t id_hash(std::string_view id) { return std::hash<std::string_view>{}(id); }
 
 /// Background work (indexing, checkpoints) yields the CPU to the threads acknowledging
 /// messages: on a busy core its large transactions otherwise delay them by whole time slices.
@@ -654,8 +643,8 @@ struct SqliteStore::Impl {
   std::uint64_t next_seq = 1;
   std::uint64_t trimmed_seq = 0;       // journal rows up to this one are deleted
   std::deque<IndexItem> journal_pending;  // journaled, not known to be indexed; keys below view it
-  std::unordered_set<std::string_view> pending_ids;
-  std::unordered_map<ClientKey, MessagePtr, ClientKeyHash> pending_client_keys;
+  PendingIndex pending_ids;          // by id_hash(id)
+  PendingIndex pending_client_keys;  // by KeyFilter::hash(sender, clientMsgId).h1
   // Every (sender, clientMsgId) stored or journaled, and the greatest ids journaled and in the
   // main database: an append whose key the filter never saw needs no clientMsgId lookup, and
   // one whose id is greater than every id in the database (ObjectIds grow) no id lookup there.
@@ -885,9 +874,9 @@ struct SqliteStore::Impl {
   /// Removes a journaled message's id and clientMsgId from the pending keys (before the
   /// message leaves journal_pending, whose strings the keys view).
   void forget_keys(const Message& m) {
-    pending_ids.erase(m.id);
+    pending_ids.erase(id_hash(m.id), &m);
     if (!m.client_msg_id.empty())
-      pending_client_keys.erase(ClientKey{m.sender_id, m.client_msg_id});
+      pending_client_keys.erase(KeyFilter::hash(m.sender_id, m.client_msg_id).h1, &m);
   }
 
   /// Drops what the main database has from the pending keys (its lookups find it there).
@@ -940,12 +929,16 @@ struct SqliteStore::Impl {
     Message& m = job.m;
     if (m.id.empty() || m.conversation_id.empty() || m.sender_id.empty() || m.receiver_id.empty())
       return error{errc::invalid_argument, "message needs id, conversation, sender and receiver"};
-    if (!m.client_msg_id.empty() && client_key_filter->may_contain(m.sender_id, m.client_msg_id)) {
+    const bool has_key = !m.client_msg_id.empty();
+    const KeyFilter::Hashes key = has_key ? KeyFilter::hash(m.sender_id, m.client_msg_id)
+                                          : KeyFilter::Hashes{0, 0};
+    if (has_key && client_key_filter->may_contain(key)) {
       // A retry of a clientMsgId (or a false positive): the first message, from the journal or
       // the main database.
-      if (auto it = pending_client_keys.find(ClientKey{m.sender_id, m.client_msg_id});
-          it != pending_client_keys.end()) {
-        job.staged.emplace(Appended{*it->second, true});
+      if (const Message* first = pending_client_keys.find(key.h1, [&](const Message& p) {
+            return p.sender_id == m.sender_id && p.client_msg_id == m.client_msg_id;
+          })) {
+        job.staged.emplace(Appended{*first, true});
         return std::nullopt;
       }
       auto existing =
@@ -957,7 +950,9 @@ struct SqliteStore::Impl {
       if (existing.code() != errc::not_found) return existing.err();
     }
     const error id_taken{errc::internal, "a message with this id exists (ids are unique)"};
-    if (m.id <= max_id && pending_ids.contains(m.id)) return id_taken;
+    if (m.id <= max_id &&
+        pending_ids.find(id_hash(m.id), [&](const Message& p) { return p.id == m.id; }))
+      return id_taken;
     if (m.id <= max_indexed_id) {  // rare: ids grow, and are indexed a little later
       Stmt s(*probe_conn, kMsgIdExists);
       s.text(1, m.id);
@@ -977,10 +972,10 @@ struct SqliteStore::Impl {
     ++next_seq;
     auto shared = std::make_shared<const Message>(m);
     if (m.id > max_id) max_id = m.id;
-    pending_ids.insert(shared->id);
-    if (!shared->client_msg_id.empty()) {
-      client_key_filter->add(m.sender_id, m.client_msg_id);
-      pending_client_keys.emplace(ClientKey{shared->sender_id, shared->client_msg_id}, shared);
+    pending_ids.insert(id_hash(shared->id), shared.get());
+    if (has_key) {
+      client_key_filter->add(key);
+      pending_client_keys.insert(key.h1, shared.get());
     }
     journal_pending.push_back(IndexItem{seq, shared});
     journaled.push_back(IndexItem{seq, std::move(shared)});
