@@ -126,8 +126,10 @@ struct Socket::State {
   std::uint64_t evicted_up_to = 0;
   bool lost = false;
   Clock::time_point expires{};
-  // A socket is in a few rooms: a vector costs no hash table per connection.
+  // A socket is in a few rooms: a vector costs no hash table per connection. Its own room
+  // (named after its id) is not listed here: see Namespace::Impl::own_room.
   std::vector<std::string> rooms;
+  bool in_own_room = true;  // until it leaves its own room
 };
 
 struct Namespace::Impl {
@@ -143,27 +145,62 @@ struct Namespace::Impl {
     std::size_t operator()(std::string_view v) const noexcept { return std::hash<std::string_view>{}(v); }
   };
   std::unordered_map<std::string, std::unordered_set<SocketPtr>, RoomHash, std::equal_to<>> rooms;
-  std::unordered_map<std::string, SocketPtr> sockets;   // connected, by id
+  // Keys view the sockets' own ids (a socket outlives its entries: they hold it).
+  std::unordered_map<std::string_view, SocketPtr> sockets;  // connected, by id
   std::unordered_map<std::string, SocketPtr> sessions;  // disconnected, recoverable, by pid
 
   explicit Impl(NamespaceContext& c) : ctx(c) {}
 
-  void join_locked(const SocketPtr& s, const std::string& room) {
-    auto& mine = s->state_->rooms;
-    if (std::find(mine.begin(), mine.end(), room) != mine.end()) return;
-    mine.push_back(room);
-    rooms[room].insert(s);
-  }
-  void leave_locked(const SocketPtr& s, const std::string& room) {
-    if (std::erase(s->state_->rooms, room) == 0) return;
+  // Every socket is in the room named after its id. For a connected socket that membership is
+  // implicit (emit_to finds it in `sockets`): an entry in `rooms` per connection cost ~400 bytes
+  // (a node, a set with its buckets, a copy of the id). A disconnected, recoverable socket is
+  // not in `sockets`, so while it is away it is listed in `rooms` under its id like any member.
+  void add_to_room_locked(const SocketPtr& s, const std::string& room) { rooms[room].insert(s); }
+  void remove_from_room_locked(const SocketPtr& s, std::string_view room) {
     auto it = rooms.find(room);
     if (it == rooms.end()) return;
     it->second.erase(s);
     if (it->second.empty()) rooms.erase(it);
   }
+  void join_locked(const SocketPtr& s, const std::string& room) {
+    auto& st = *s->state_;
+    if (room == s->id()) {
+      if (st.in_own_room) return;
+      st.in_own_room = true;
+      if (!sockets.contains(s->id())) add_to_room_locked(s, room);  // away: listed
+      return;
+    }
+    auto& mine = st.rooms;
+    if (std::find(mine.begin(), mine.end(), room) != mine.end()) return;
+    mine.push_back(room);
+    add_to_room_locked(s, room);
+  }
+  void leave_locked(const SocketPtr& s, const std::string& room) {
+    if (room == s->id()) {
+      if (!s->state_->in_own_room) return;
+      s->state_->in_own_room = false;
+      remove_from_room_locked(s, room);  // listed while away
+      return;
+    }
+    if (std::erase(s->state_->rooms, room) == 0) return;
+    remove_from_room_locked(s, room);
+  }
+  /// The socket is connected: its own room is implicit again.
+  void connected_locked(const SocketPtr& s) {
+    sockets.erase(s->id());  // a key must view the id of the socket it maps to
+    sockets.emplace(s->id(), s);
+    if (s->state_->in_own_room) remove_from_room_locked(s, s->id());
+  }
+  /// The socket went away but can come back: listed in its own room while away.
+  void parked_locked(const SocketPtr& s) {
+    sockets.erase(s->id());
+    sessions[s->pid_] = s;
+    if (s->state_->in_own_room) add_to_room_locked(s, s->id());
+  }
   void forget_locked(const SocketPtr& s) {
     for (const auto& room : std::vector<std::string>(s->state_->rooms.begin(), s->state_->rooms.end()))
       leave_locked(s, room);
+    remove_from_room_locked(s, s->id());
     sockets.erase(s->id());
   }
 };
@@ -457,8 +494,7 @@ class Client final : public engineio::ConnectionHandler, public std::enable_shar
     if (!ctx_.opts.keep_auth) Access::set_connect_data(*socket, {}, socket->recovered());
     {
       std::lock_guard lock(impl.mu);
-      impl.sockets[socket->id()] = socket;
-      impl.join_locked(socket, socket->id());
+      impl.connected_locked(socket);
     }
     json::object reply;
     reply["sid"] = socket->id();
@@ -529,8 +565,7 @@ class Client final : public engineio::ConnectionHandler, public std::enable_shar
     {
       std::lock_guard lock(impl.mu);
       if (keep) {
-        impl.sockets.erase(socket->id());
-        impl.sessions[Access::pid(*socket)] = socket;  // stays in its rooms, buffering
+        impl.parked_locked(socket);  // stays in its rooms, buffering
       } else {
         impl.forget_locked(socket);
       }
@@ -598,10 +633,19 @@ void Namespace::emit_to(std::string_view room, std::string_view json_array, std:
   {
     std::lock_guard lock(impl_->mu);
     auto it = impl_->rooms.find(room);
-    if (it == impl_->rooms.end()) return;
-    targets.reserve(it->second.size());
-    for (const auto& s : it->second)
-      if (s->id() != except_id) targets.push_back(s);
+    if (it != impl_->rooms.end()) {
+      targets.reserve(it->second.size() + 1);
+      for (const auto& s : it->second)
+        if (s->id() != except_id) targets.push_back(s);
+    }
+    // A connected socket's own room (see Namespace::Impl::join_locked). It may be listed in
+    // `rooms` too, between its recovery and its CONNECT: then it is a target once.
+    if (auto own = impl_->sockets.find(room); own != impl_->sockets.end() &&
+                                             own->second->state_->in_own_room &&
+                                             own->second->id() != except_id &&
+                                             (it == impl_->rooms.end() ||
+                                              !it->second.contains(own->second)))
+      targets.push_back(own->second);
   }
   if (targets.empty()) return;
   Outgoing o = make_event(impl_->ctx, name_, json_array, {}, recoverable);

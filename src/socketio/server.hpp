@@ -71,7 +71,8 @@ class Socket : public std::enable_shared_from_this<Socket> {
   ~Socket();
   const std::string& id() const noexcept { return id_; }
   const std::string& nsp() const noexcept;
-  /// The handshake request of the current connection (headers, query, peer address).
+  /// The handshake request of the current connection (path, query, headers, peer address; as
+  /// engineio::Connection::request() keeps it).
   /// Strand-confined: read it in middleware and handlers.
   const net::Request& handshake() const;
   /// The CONNECT payload without the recovery fields ({} when none; {} after the middleware

@@ -503,6 +503,24 @@ TEST_F(SocketIoServerTest, RoomsJoinEmitExceptLeave) {
   EXPECT_TRUE(take(a).empty());
   EXPECT_TRUE(take(b).empty());
   EXPECT_EQ(take(c), std::vector<WsFrame>{text_frame(R"(42["direct"])")});
+  // It may leave its own room, and join it again.
+  sc->leave(sc->id());
+  nsp.emit_to(sc->id(), R"(["direct",2])");
+  EXPECT_TRUE(take(c).empty());
+  sc->join(sc->id());
+  sc->join(sc->id());  // twice is once
+  nsp.emit_to(sc->id(), R"(["direct",3])");
+  EXPECT_EQ(take(c), std::vector<WsFrame>{text_frame(R"(42["direct",3])")});
+  // Another socket may join a room named after a socket's id: each member gets it once, and
+  // `except` still applies to the owner.
+  sa->join(sc->id());
+  nsp.emit_to(sc->id(), R"(["direct",4])");
+  EXPECT_EQ(take(a), std::vector<WsFrame>{text_frame(R"(42["direct",4])")});
+  EXPECT_EQ(take(c), std::vector<WsFrame>{text_frame(R"(42["direct",4])")});
+  nsp.emit_to(sc->id(), R"(["direct",5])", sc->id());
+  EXPECT_EQ(take(a), std::vector<WsFrame>{text_frame(R"(42["direct",5])")});
+  EXPECT_TRUE(take(c).empty());
+  sa->leave(sc->id());
 
   sa->leave("r");
   nsp.emit_to("r", R"(["m",3])");
