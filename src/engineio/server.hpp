@@ -37,7 +37,8 @@ class Connection {
  public:
   virtual ~Connection() = default;
   virtual const std::string& sid() const = 0;
-  /// The handshake request (headers, query, peer address; no body).
+  /// The handshake request as kept for the session's life: path, query, headers and peer
+  /// address; no body, no raw target (path + query) and no Sec-WebSocket-* headers.
   virtual const net::Request& request() const = 0;
   /// The same, shared (a Socket.IO socket keeps it without a copy per connection).
   virtual std::shared_ptr<const net::Request> shared_request() const = 0;
