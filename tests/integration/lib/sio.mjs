@@ -389,6 +389,19 @@ export async function openRawWs(url, opts) {
   return w;
 }
 
+/** A raw Socket.IO WebSocket to chatd at `baseUrl` (http://…) that completed CONNECT with `token`. */
+export async function rawSocketIo(baseUrl, token) {
+  const ws = await openRawWs(`${baseUrl.replace('http', 'ws')}/socket.io/?EIO=4&transport=websocket`);
+  const open = await ws.nextText();
+  if (!open.startsWith('0{')) throw new Error(`expected an open packet, got ${JSON.stringify(open)}`);
+  ws.send(`40${JSON.stringify({ token })}`);
+  for (;;) {
+    const m = await ws.nextText(5000);
+    if (m.startsWith('40{')) return ws;
+    if (m.startsWith('44')) throw new Error(`CONNECT refused: ${m}`);
+  }
+}
+
 /**
  * Tries a WebSocket upgrade that must be refused. Resolves {status, text} (status of the HTTP
  * answer) or {opened: true} / {error} when it was not refused with an HTTP status.

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 
 import { signupUser, startChatd, stopAll } from '../lib/chatd.mjs';
-import { closeAllClients, connectAs, emitAck, openRawWs, realtimeArgs, until } from '../lib/sio.mjs';
+import { closeAllClients, connectAs, emitAck, rawSocketIo, realtimeArgs, until } from '../lib/sio.mjs';
 
 const MESSAGES = 2000;
 const TEXT_LEN = 3000; // ~6 MB of newMessage frames in all
@@ -32,15 +32,7 @@ after(async () => {
 const textOf = (i) => `${i}:`.padEnd(TEXT_LEN, String.fromCharCode(97 + (i % 26)));
 
 test('a paused reader receives every message whole and in order once it reads again', async (t) => {
-  const wsBase = srv.url.replace('http', 'ws');
-  const reader = await openRawWs(`${wsBase}/socket.io/?EIO=4&transport=websocket`);
-  assert.ok((await reader.nextText()).startsWith('0{'));
-  reader.send(`40${JSON.stringify({ token: bob.token })}`);
-  for (;;) {
-    const m = await reader.nextText(5000);
-    if (m.startsWith('40{')) break;
-    assert.ok(!m.startsWith('44'), `CONNECT refused: ${m}`);
-  }
+  const reader = await rawSocketIo(srv.url, bob.token);
   const received = [];
   reader.ws.on('message', (data, isBinary) => {
     const s = data.toString();

@@ -10,7 +10,7 @@ import {
   connectAs,
   emitAck,
   metricValue,
-  openRawWs,
+  rawSocketIo,
   realtimeArgs,
   until,
   waitEvent,
@@ -38,24 +38,9 @@ after(async () => {
   await stopAll();
 });
 
-/** A raw Socket.IO client for `token` that completed CONNECT; returns the RawWs. */
-async function rawSocketIo(token) {
-  const wsBase = srv.url.replace('http', 'ws');
-  const ws = await openRawWs(`${wsBase}/socket.io/?EIO=4&transport=websocket`);
-  const open = await ws.nextText();
-  assert.ok(open.startsWith('0{'), open);
-  ws.send(`40${JSON.stringify({ token })}`);
-  for (;;) {
-    const m = await ws.nextText(5000);
-    if (m.startsWith('40{')) break;
-    if (m.startsWith('44')) throw new Error(`CONNECT refused: ${m}`);
-  }
-  return ws;
-}
-
 test('a client that stops reading is disconnected; the sender and the server are unaffected', async (t) => {
   const sender = await connectAs(srv.url, alice.token, { opts: { transports: ['websocket'] } });
-  const slow = await rawSocketIo(bob.token);
+  const slow = await rawSocketIo(srv.url, bob.token);
   // a normal tab of the same user must keep receiving
   const healthy = await connectAs(srv.url, bob.token, { events: ['newMessage'], opts: { transports: ['websocket'] } });
 
