@@ -127,9 +127,9 @@ struct Socket::State {
   bool lost = false;
   Clock::time_point expires{};
   // A socket is in a few rooms: a vector costs no hash table per connection. Its own room
-  // (named after its id) is not listed here: see Namespace::Impl::own_room.
+  // (named after its id) is not listed here: see Namespace::Impl::join_locked.
   std::vector<std::string> rooms;
-  bool in_own_room = true;  // until it leaves its own room
+  bool in_own_room = true;  // until it leaves its own room; guarded like `rooms`
 };
 
 struct Namespace::Impl {
@@ -638,8 +638,9 @@ void Namespace::emit_to(std::string_view room, std::string_view json_array, std:
       for (const auto& s : it->second)
         if (s->id() != except_id) targets.push_back(s);
     }
-    // A connected socket's own room (see Namespace::Impl::join_locked). It may be listed in
-    // `rooms` too, between its recovery and its CONNECT: then it is a target once.
+    // A connected socket's own room (see Namespace::Impl::join_locked). connected_locked takes
+    // it out of `rooms` under this lock, so it is never in both; checked anyway, so that a
+    // socket can never get one packet twice.
     if (auto own = impl_->sockets.find(room); own != impl_->sockets.end() &&
                                              own->second->state_->in_own_room &&
                                              own->second->id() != except_id &&

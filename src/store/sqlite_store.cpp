@@ -642,7 +642,8 @@ struct SqliteStore::Impl {
   std::unique_ptr<Conn> probe_conn;    // read-only, main database: is an id / clientMsgId stored?
   std::uint64_t next_seq = 1;
   std::uint64_t trimmed_seq = 0;       // journal rows up to this one are deleted
-  std::deque<IndexItem> journal_pending;  // journaled, not known to be indexed; keys below view it
+  // Journaled, not known to be indexed; owns the messages the indexes below point to.
+  std::deque<IndexItem> journal_pending;
   PendingIndex pending_ids;          // by id_hash(id)
   PendingIndex pending_client_keys;  // by KeyFilter::hash(sender, clientMsgId).h1
   // Every (sender, clientMsgId) stored or journaled, and the greatest ids journaled and in the
@@ -871,8 +872,8 @@ struct SqliteStore::Impl {
     }
   }
 
-  /// Removes a journaled message's id and clientMsgId from the pending keys (before the
-  /// message leaves journal_pending, whose strings the keys view).
+  /// Removes a journaled message's id and clientMsgId from the pending indexes (before the
+  /// message leaves journal_pending, which owns the messages the indexes point to).
   void forget_keys(const Message& m) {
     pending_ids.erase(id_hash(m.id), &m);
     if (!m.client_msg_id.empty())
