@@ -3,7 +3,7 @@
 # build-fuzz/ and runs each one for a while. Fails if any target finds a crash, leak, timeout or
 # out-of-memory; the reproducer is left in build-fuzz/artifacts/<target>/.
 # Usage: scripts/fuzz.sh [seconds per target, default 60] [target...]
-# Needs clang++ (Debian package `clang`).
+# Needs clang++ and its runtimes (Debian packages `clang`, `libclang-rt-14-dev`; scripts/install-deps.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Installs the Debian packages chatd needs to build and test (clang: for the libFuzzer targets).
+# Installs the Debian packages chatd needs to build and test (clang and its sanitizer/libFuzzer
+# runtimes, libclang-rt-14-dev: for the fuzz targets; a new machine may have clang without them).
 # Idempotent; runs as root or via sudo.
 set -euo pipefail
 PKGS=(build-essential cmake ninja-build ccache pkg-config git
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libhiredis-dev librdkafka-dev libmongoc-dev libsqlite3-dev prometheus-cpp-dev
   libspdlog-dev libfmt-dev libsodium-dev libcrypt-dev libssl-dev libgtest-dev
-  zlib1g-dev libbrotli-dev libjemalloc-dev clang chromium nodejs npm)
+  zlib1g-dev libbrotli-dev libjemalloc-dev clang libclang-rt-14-dev chromium nodejs npm)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
