@@ -14,6 +14,7 @@
 #include <random>
 
 #include "core/base64.hpp"
+#include "core/hash.hpp"
 #include "engineio/packet.hpp"
 #include "net/ws_frame.hpp"
 #include "socketio/packet.hpp"
@@ -68,10 +69,7 @@ std::uint32_t mask_seed() {
     return (static_cast<std::uint64_t>(rd()) << 32) | rd();
   }();
   state += 0x9e3779b97f4a7c15ULL;  // splitmix64: distinct, well-mixed seeds from one state
-  std::uint64_t z = state;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return static_cast<std::uint32_t>(z ^ (z >> 31)) | 1u;
+  return static_cast<std::uint32_t>(mix64(state)) | 1u;
 }
 
 class Connection final : public SioConnection, public std::enable_shared_from_this<Connection> {

@@ -320,13 +320,11 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
         continue;  // what was queued meanwhile (armed_ stays set until nothing is)
       }
       // The rest when the socket can take it. The buffers stay valid: writing_ owns the bytes.
-      auto rest = buffers_;
       std::size_t skip = n;
-      auto first = rest.begin();
+      auto first = buffers_.begin();
       while (skip >= first->size()) skip -= (first++)->size();
-      rest.erase(rest.begin(), first);
-      rest.front() += skip;
-      buffers_ = std::move(rest);
+      buffers_.erase(buffers_.begin(), first);
+      buffers_.front() += skip;
       asio::async_write(socket_, buffers_, [self = shared_from_this()](error_code ec, std::size_t) {
         if (self->written(ec)) self->flush();
       });

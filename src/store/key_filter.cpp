@@ -3,26 +3,16 @@
 #include <bit>
 #include <functional>
 
+#include "core/hash.hpp"
+
 namespace chat::store {
-namespace {
-
-std::uint64_t mix(std::uint64_t x) {  // splitmix64's finaliser
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ULL;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebULL;
-  x ^= x >> 31;
-  return x;
-}
-
-}  // namespace
 
 // Two independent-enough 64-bit hashes of the pair; probe i is h1 + i·h2 (Kirsch–Mitzenmacher).
 KeyFilter::Hashes KeyFilter::hash(std::string_view a, std::string_view b) {
   const std::uint64_t ha = std::hash<std::string_view>{}(a);
   const std::uint64_t hb = std::hash<std::string_view>{}(b);
-  const std::uint64_t h1 = mix(ha ^ mix(hb + 0x9e3779b97f4a7c15ULL));
-  return {h1, mix(h1 ^ ha) | 1};
+  const std::uint64_t h1 = mix64(ha ^ mix64(hb + 0x9e3779b97f4a7c15ULL));
+  return {h1, mix64(h1 ^ ha) | 1};
 }
 
 KeyFilter::KeyFilter(std::size_t initial_capacity) {
