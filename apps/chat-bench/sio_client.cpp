@@ -105,6 +105,18 @@ class Connection final : public SioConnection, public std::enable_shared_from_th
     sock_.close(ignored);
   }
 
+  void disconnect() override {
+    if (done_) return;
+    if (state_ == State::connected && !writing_) {
+      static constexpr char kNormalClosure[2] = {0x03, static_cast<char>(0xe8)};  // 1000
+      append_masked_frame(0x1, {"41"});
+      append_masked_frame(0x8, {std::string_view(kNormalClosure, 2)});
+      error_code ec;
+      (void)sock_.write_some(asio::buffer(pending_), ec);  // best effort: closing either way
+    }
+    close();
+  }
+
   bool connected() const override { return state_ == State::connected && !done_; }
   std::size_t tag() const override { return tag_; }
   std::uint64_t pongs() const override { return pongs_; }

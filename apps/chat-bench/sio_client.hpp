@@ -57,6 +57,12 @@ class SioConnection {
   virtual std::uint64_t emit(std::string_view json_array, bool with_ack) = 0;
   /// Closes the TCP connection at once (no close handshake); on_close is not called afterwards.
   virtual void close() = 0;
+  /// Leaves as socket.io-client's disconnect() does: a Socket.IO DISCONNECT and a WebSocket
+  /// close frame, sent if the write queue is idle (else skipped), then close(). The server
+  /// then ends the session for good ("client namespace disconnect"), where a bare close()
+  /// looks like a dropped network: the server keeps the session for a recovery, buffering
+  /// what it is sent, for its maxDisconnectionDuration.
+  virtual void disconnect() = 0;
 
   virtual bool connected() const = 0;
   virtual std::size_t tag() const = 0;

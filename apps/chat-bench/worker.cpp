@@ -551,7 +551,7 @@ class Worker final : public SioHandler {
         if (k->sio && !k->closed) {
           l.pongs += k->sio->pongs();
           l.ack_lost += k->inflight.size();
-          k->sio->close();
+          k->sio->disconnect();
         }
       }
     });
@@ -668,7 +668,7 @@ class Worker final : public SioHandler {
       for (Conn* k : l.conns) {
         if (k->sio && !k->closed) {
           l.pongs += k->sio->pongs();
-          k->sio->close();
+          k->sio->disconnect();
         }
       }
     });
