@@ -1,5 +1,6 @@
 #include "store/sqlite_store.hpp"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <sys/resource.h>
@@ -10,7 +11,9 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <cerrno>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <exception>
 #include <filesystem>
@@ -24,9 +27,11 @@
 #include <unordered_set>
 #include <utility>
 
+#include "core/json_text.hpp"
 #include "core/log.hpp"
 #include "core/time.hpp"
 #include "store/key_filter.hpp"
+#include "store/message_journal.hpp"
 #include "store/pending_index.hpp"
 
 namespace chat::store {
@@ -137,17 +142,15 @@ enum Q : int {
   kRelease,
   kRollbackTo,
   kBeginRead,
-  // The message journal's own database (see SqliteStore::Impl).
-  kJournalInsert,
-  kJournalTrim,
+  // The journal of earlier versions, a SQLite database (replayed once, see replay_legacy_journal).
   kJournalScan,
   kQueryCount,
 };
 
-// Which connections prepare a statement: the main database's, the journal's, or both.
+// Which connections prepare a statement: the main database's, the legacy journal's, or both.
 enum class Db { main, journal, both };
 constexpr Db db_of(int q) {
-  if (q >= kJournalInsert) return Db::journal;
+  if (q >= kJournalScan) return Db::journal;
   if (q >= kBegin) return Db::both;
   return Db::main;
 }
@@ -213,9 +216,6 @@ constexpr std::array<const char*, kQueryCount> kSql = {
     "RELEASE job",
     "ROLLBACK TO job",
     "BEGIN",
-    "INSERT INTO journal (seq, " CHAT_MSG_COLS ")"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    "DELETE FROM journal WHERE seq <= ?1",
     "SELECT seq, " CHAT_MSG_COLS " FROM journal ORDER BY seq",
 };
 
@@ -244,12 +244,15 @@ class Conn {
   Conn() = default;
   Conn(const Conn&) = delete;
   Conn& operator=(const Conn&) = delete;
-  ~Conn() {
+  ~Conn() { close(); }
+
+  void close() {
     for (sqlite3_stmt*& s : stmts_) {
       sqlite3_finalize(s);
       s = nullptr;
     }
     if (db_) sqlite3_close(db_);
+    db_ = nullptr;
   }
 
   result<void> open(const std::string& path, int flags, int busy_timeout_ms) {
@@ -567,14 +570,6 @@ result<void> index_message(Conn& w, KnownConversations& known, KeyGeneration& ke
   return {};
 }
 
-/// Deletes the journal rows up to `seq` (their messages are durable in the main database).
-result<void> trim_journal(Conn& j, std::uint64_t seq) {
-  Stmt s(j, kJournalTrim);
-  s.integer(1, static_cast<std::int64_t>(seq));
-  if (int rc = s.step(); rc != SQLITE_DONE) return s.fail(rc, "trim journal");
-  return {};
-}
-
 /// The pending-index hash of a message id.
 std::uint64_t id_hash(std::string_view id) { return std::hash<std::string_view>{}(id); }
 
@@ -590,10 +585,10 @@ void lower_thread_priority() {
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
-// Two databases, three threads. An append is made durable by the *journal thread*: it checks
-// the message (ids unique, clientMsgId not seen before) and writes it to the message journal, a
-// second SQLite database holding one append-only table, in one fsync'd transaction for every
-// append queued (the group commit); then the append is acknowledged. A journal row costs a
+// A journal and a database, three threads. An append is made durable by the *journal thread*:
+// it checks the message (ids unique, clientMsgId not seen before) and adds it to the message
+// journal (MessageJournal: append-only segment files), one write and one fdatasync for every
+// append queued (the group commit); then the append is acknowledged. A journal record costs a
 // sequential append of ~250 bytes, where the main database's indexes (by conversation, by
 // clientMsgId) cost a random page each. The *writer thread* moves journaled messages into the
 // main database behind, many thousands per transaction (so a hot index page is written once
@@ -638,10 +633,10 @@ struct SqliteStore::Impl {
   std::atomic<std::uint64_t> index_commits{0};
 
   // The journal thread's own state.
-  std::unique_ptr<Conn> journal_conn;  // the journal database
+  std::unique_ptr<MessageJournal> journal;
   std::unique_ptr<Conn> probe_conn;    // read-only, main database: is an id / clientMsgId stored?
   std::uint64_t next_seq = 1;
-  std::uint64_t trimmed_seq = 0;       // journal rows up to this one are deleted
+  std::uint64_t released_seq = 0;      // journal records up to this one are released
   // Journaled, not known to be indexed; owns the messages the indexes below point to.
   std::deque<IndexItem> journal_pending;
   PendingIndex pending_ids;          // by id_hash(id)
@@ -735,13 +730,15 @@ struct SqliteStore::Impl {
     work_cv.notify_all();
     if (writer.joinable()) writer.join();
     stop_checkpointer();
-    // Everything journaled is indexed now: the journal can be emptied.
-    if (journal_conn && journal_conn->stmt(kJournalTrim) && indexed_seq > trimmed_seq)
-      if (auto r = trim_journal(*journal_conn, indexed_seq); !r.ok())
-        spdlog::warn("store: cannot trim the message journal: {}", r.err().message);
+    // Everything journaled is indexed now (unless indexing was abandoned): the journal can be
+    // emptied, and the next open has nothing to replay.
+    if (journal) {
+      if (!index_abandoned && indexed_seq >= journaled_seq) journal->clear();
+      else journal->release(indexed_seq);
+    }
+    journal.reset();
     // Readers first: the last connection to close checkpoints and removes the WAL.
     probe_conn.reset();
-    journal_conn.reset();
     checkpoint_conn.reset();
     free_readers.clear();
     readers.clear();
@@ -890,14 +887,14 @@ struct SqliteStore::Impl {
     }
   }
 
-  /// One journal transaction for the batch: trims what the main database has durably, checks
-  /// and writes each append. Fills `journaled` with the rows written once they are durable.
+  /// One journal commit for the batch: releases what the main database has durably, checks
+  /// and adds each append. Fills `journaled` with the records written once they are durable.
   void journal_batch(std::vector<std::unique_ptr<AppendJob>>& batch, std::uint64_t indexed,
                      std::vector<IndexItem>& journaled) {
-    Conn& j = *journal_conn;
+    MessageJournal& j = *journal;
     const std::size_t pending_before = journal_pending.size();
     auto fail_all = [&](const error& e) {
-      if (j.in_transaction()) (void)j.run(kRollback, "rollback");
+      j.discard();
       if (probe_conn->in_transaction()) (void)probe_conn->run(kRollback, "end read");
       while (journal_pending.size() > pending_before) {  // not journaled after all
         forget_keys(*journal_pending.back().m);
@@ -908,20 +905,20 @@ struct SqliteStore::Impl {
       for (auto& job : batch) job->staged.emplace(e);
     };
 
-    if (auto r = j.run(kBegin, "begin journal transaction"); !r.ok()) return fail_all(r.err());
-    if (indexed > trimmed_seq)
-      if (auto r = trim_journal(j, indexed); !r.ok()) return fail_all(r.err());
+    if (indexed > released_seq) {
+      j.release(indexed);
+      released_seq = indexed;
+    }
     // One read snapshot of the main database for the batch's lookups.
     if (auto r = probe_conn->run(kBeginRead, "begin read"); !r.ok()) return fail_all(r.err());
     for (auto& job : batch) {
       if (auto e = journal_one(*job, journaled)) {
-        if (e->code == errc::unavailable || !j.in_transaction()) return fail_all(*e);
+        if (e->code == errc::unavailable) return fail_all(*e);
         job->staged.emplace(std::move(*e));
       }
     }
     (void)probe_conn->run(kCommit, "end read");
-    if (auto r = j.run(kCommit, "commit journal"); !r.ok()) return fail_all(r.err());
-    if (indexed > trimmed_seq) trimmed_seq = indexed;
+    if (auto r = j.commit(); !r.ok()) return fail_all(r.err());
     commits.fetch_add(1, std::memory_order_relaxed);
   }
 
@@ -962,14 +959,7 @@ struct SqliteStore::Impl {
       if (rc != SQLITE_DONE) return s.fail(rc, "look a message id up");
     }
     const std::uint64_t seq = next_seq;
-    {
-      Stmt s(*journal_conn, kJournalInsert);
-      s.integer(1, static_cast<std::int64_t>(seq));
-      s.text(2, m.id).text(3, m.conversation_id).text(4, m.sender_id).text(5, m.receiver_id);
-      s.text(6, m.text).text(7, m.image).text(8, m.client_msg_id);
-      s.integer(9, m.created_at).integer(10, m.updated_at);
-      if (int rc = s.step(); rc != SQLITE_DONE) return s.fail(rc, "journal message");
-    }
+    if (auto r = journal->add(seq, m); !r.ok()) return r.err();
     ++next_seq;
     auto shared = std::make_shared<const Message>(m);
     if (m.id > max_id) max_id = m.id;
@@ -1185,22 +1175,6 @@ result<void> create_schema(Conn& w, const std::string& path) {
   return {};
 }
 
-constexpr const char* kJournalSchema = R"sql(
-CREATE TABLE journal (
-  seq             INTEGER PRIMARY KEY,
-  id              TEXT NOT NULL,
-  conversation_id TEXT NOT NULL,
-  sender_id       TEXT NOT NULL,
-  receiver_id     TEXT NOT NULL,
-  text            TEXT NOT NULL,
-  image           TEXT NOT NULL,
-  client_msg_id   TEXT NOT NULL,
-  created_at      INTEGER NOT NULL,
-  updated_at      INTEGER NOT NULL
-);
-PRAGMA user_version = 1;
-)sql";
-
 /// Fills the journal thread's client-key filter and greatest id from the main database.
 /// `c`: a connection without memory-mapped I/O (the scan reads the whole clientMsgId index).
 result<void> load_append_checks(SqliteStore::Impl& impl, Conn& c) {
@@ -1231,44 +1205,97 @@ result<void> load_append_checks(SqliteStore::Impl& impl, Conn& c) {
   return {};
 }
 
-/// Opens the message journal next to the main database and replays what a crash left in it
-/// into the main database (before any thread runs). The journal connection holds the file's
-/// lock for good (locking_mode=EXCLUSIVE): a second process opening the same database fails
-/// here instead of mixing its journal rows with ours.
+/// Appends a journaled message the main database refuses to the quarantine file (one JSON
+/// object per line), so that a record that would otherwise stop every start is kept aside.
+result<void> quarantine(const std::string& path, std::uint64_t seq, const Message& m,
+                        const std::string& why) {
+  std::string line = "{\"seq\":" + std::to_string(seq);
+  const std::pair<const char*, const std::string*> fields[] = {
+      {"id", &m.id},       {"conversationId", &m.conversation_id}, {"senderId", &m.sender_id},
+      {"receiverId", &m.receiver_id}, {"text", &m.text}, {"image", &m.image},
+      {"clientMsgId", &m.client_msg_id}, {"error", &why}};
+  for (const auto& [name, value] : fields) {
+    line += ",\"";
+    line += name;
+    line += "\":";
+    append_json_string(line, *value);
+  }
+  line += ",\"createdAt\":" + std::to_string(m.created_at) +
+          ",\"updatedAt\":" + std::to_string(m.updated_at) + "}\n";
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) return error{errc::unavailable, "cannot open '" + path + "': " + std::strerror(errno)};
+  const bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) &&
+                  ::fsync(fd) == 0;
+  const int err = errno;
+  ::close(fd);
+  if (!ok) return error{errc::unavailable, "cannot write '" + path + "': " + std::strerror(err)};
+  return {};
+}
+
+/// Indexes one journaled message during the replay at open (in the transaction open on the
+/// writer connection); a message the database refuses is quarantined and logged.
+result<bool> replay_one(SqliteStore::Impl& impl, std::uint64_t seq, const Message& m) {
+  Conn& w = *impl.writer_conn;
+  auto r = index_message(w, impl.known, impl.key_gen, m);
+  if (r.ok()) return true;
+  if (r.code() == errc::unavailable || !w.in_transaction()) return r.err();
+  const std::string file = SqliteStore::quarantine_path(impl.opts.path);
+  spdlog::error("store: journaled message {} cannot be indexed ({}); kept in {}", m.id,
+                r.err().message, file);
+  if (auto q = quarantine(file, seq, m, r.err().message); !q.ok()) return q.err();
+  return false;
+}
+
+/// The message journal of earlier versions, a SQLite database: what it holds is replayed (in
+/// the transaction open on the writer connection), then its rows are deleted once that
+/// transaction committed (see finish_legacy_journal). Returns the messages replayed.
+result<std::size_t> replay_legacy_journal(SqliteStore::Impl& impl, Conn& legacy) {
+  std::size_t replayed = 0;
+  Stmt s(legacy, kJournalScan);
+  for (;;) {
+    const int rc = s.step();
+    if (rc == SQLITE_DONE) break;
+    if (rc != SQLITE_ROW) return s.fail(rc, "read the legacy journal");
+    auto r = replay_one(impl, static_cast<std::uint64_t>(s.col_int(0)), read_message(s, 1));
+    if (!r.ok()) return r.err();
+    replayed += *r ? 1 : 0;
+  }
+  return replayed;
+}
+
+/// Deletes the legacy journal, or only its rows when it still holds rows an earlier version
+/// quarantined (its table journal_quarantine).
+void finish_legacy_journal(Conn& legacy, const std::string& path) {
+  if (auto r = legacy.exec("DELETE FROM journal"); !r.ok()) {
+    spdlog::warn("store: legacy journal '{}': cannot delete its replayed rows: {}", path,
+                 r.err().message);
+    return;
+  }
+  auto kept = legacy.scalar("SELECT count(*) FROM journal_quarantine");
+  legacy.close();
+  if (kept.ok() && kept->integer == 0) {
+    std::error_code ec;
+    for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix, ec);
+  } else {
+    spdlog::warn("store: legacy journal '{}' kept for its table journal_quarantine", path);
+  }
+}
+
+/// Opens the message journal next to the main database (its lock makes a second process, or
+/// store, opening the same database fail here) and replays what a crash left in it into the
+/// main database, before any thread runs; then the journal is cleared.
 result<void> open_journal(SqliteStore::Impl& impl) {
   const std::string path = SqliteStore::journal_path(impl.opts.path);
   auto with_path = [&](error e) -> result<void> {
     e.message = "message journal '" + path + "': " + e.message;
-    if (e.code == errc::unavailable && sqlite3_errcode(impl.journal_conn->db()) == SQLITE_BUSY)
-      e.message += " (is another process using the database?)";
     return e;
   };
-  impl.journal_conn = std::make_unique<Conn>();
-  Conn& j = *impl.journal_conn;
-  if (auto r = j.open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, impl.opts.busy_timeout_ms);
-      !r.ok())
-    return r.err();
-  if (auto r = j.exec("PRAGMA locking_mode = EXCLUSIVE; PRAGMA journal_mode = WAL; "
-                      "PRAGMA synchronous = FULL;");
-      !r.ok())
-    return with_path(r.err());
-  if (std::string mode = j.pragma_text("PRAGMA journal_mode"); mode != "wal")
-    return with_path(
-        error{errc::unavailable, "cannot enable WAL mode (journal_mode=" + mode + ")"});
-  if (auto r = j.exec("BEGIN IMMEDIATE"); !r.ok()) return with_path(r.err());
-  const std::string version = j.pragma_text("PRAGMA user_version");
-  if (version == "0") {
-    if (auto r = j.exec(kJournalSchema); !r.ok()) return with_path(r.err());
-  } else if (version != "1") {
-    (void)j.exec("ROLLBACK");
-    return with_path(error{errc::internal, "unsupported journal version '" + version + "'"});
-  }
-  if (auto r = j.exec("CREATE TABLE IF NOT EXISTS journal_quarantine AS SELECT * FROM journal"
-                      " WHERE 0");
-      !r.ok())
-    return with_path(r.err());
-  if (auto r = j.exec("COMMIT"); !r.ok()) return with_path(r.err());
-  if (auto r = j.prepare_all(Db::journal); !r.ok()) return with_path(r.err());
+  std::vector<JournalRecord> recovered;
+  MessageJournal::Options jopts;
+  jopts.base_path = path;
+  auto opened = MessageJournal::open(jopts, recovered);
+  if (!opened.ok()) return opened.err();
+  impl.journal = std::move(opened).value();
 
   impl.probe_conn = std::make_unique<Conn>();
   if (auto r = impl.probe_conn->open(impl.opts.path, SQLITE_OPEN_READONLY,
@@ -1299,48 +1326,47 @@ result<void> open_journal(SqliteStore::Impl& impl) {
     impl.key_gen.keys = keys->integer;
   }
 
-  // Replay: every row still journaled, in order, in one transaction of the main database.
+  // Replay: the legacy journal's rows, then every record, in order, in one transaction of the
+  // main database (which ignores ids it has: records indexed before a crash are harmless).
+  const std::string legacy_path = SqliteStore::legacy_journal_path(impl.opts.path);
+  std::error_code ec;
+  Conn legacy;
+  const bool has_legacy = std::filesystem::exists(legacy_path, ec);
+  if (has_legacy) {
+    if (auto r = legacy.open(legacy_path, SQLITE_OPEN_READWRITE, impl.opts.busy_timeout_ms); !r.ok())
+      return r.err();
+    if (auto r = legacy.prepare_all(Db::journal); !r.ok())
+      return error{r.code(), "legacy journal '" + legacy_path + "': " + r.err().message};
+  }
   auto failed = [&](error e) -> result<void> {
     if (w.in_transaction()) (void)w.run(kRollback, "rollback");
     impl.known.ids.clear();
     return with_path(error{e.code, "replay: " + e.message});
   };
-  std::uint64_t last = 0;
   std::size_t replayed = 0;
   if (auto r = w.run(kBegin, "begin transaction"); !r.ok()) return failed(r.err());
-  {
-    Stmt s(j, kJournalScan);
-    for (;;) {
-      const int rc = s.step();
-      if (rc == SQLITE_DONE) break;
-      if (rc != SQLITE_ROW) return failed(s.fail(rc, "read journal"));
-      last = static_cast<std::uint64_t>(s.col_int(0));
-      if (auto r = index_message(w, impl.known, impl.key_gen, read_message(s, 1)); !r.ok()) {
-        if (r.code() == errc::unavailable || !w.in_transaction()) return failed(r.err());
-        // A row the database refuses would otherwise stop every start: it is kept aside in the
-        // journal (journal_quarantine) and logged, and the others are replayed.
-        spdlog::error("store: journaled message {} cannot be indexed ({}); kept in {} table "
-                      "journal_quarantine",
-                      s.col_text(1), r.err().message, path);
-        const std::string keep =
-            "INSERT INTO journal_quarantine SELECT * FROM journal WHERE seq = " +
-            std::to_string(last);
-        if (auto q = j.exec(keep.c_str()); !q.ok()) return failed(q.err());
-        continue;
-      }
-      ++replayed;
-    }
+  if (has_legacy) {
+    auto r = replay_legacy_journal(impl, legacy);
+    if (!r.ok()) return failed(r.err());
+    replayed += *r;
+  }
+  for (const JournalRecord& rec : recovered) {
+    auto r = replay_one(impl, rec.seq, rec.m);
+    if (!r.ok()) return failed(r.err());
+    replayed += *r ? 1 : 0;
   }
   if (auto r = w.run(kCommit, "commit"); !r.ok()) return failed(r.err());
   impl.known.pending.clear();
-  if (last > 0) {
-    if (auto r = trim_journal(j, last); !r.ok()) return with_path(r.err());
+  // Durable in the main database now: the journals can go.
+  impl.journal->clear();
+  if (has_legacy) finish_legacy_journal(legacy, legacy_path);
+  if (replayed > 0)
     spdlog::info("store: replayed {} journaled messages into '{}'", replayed, impl.opts.path);
-  }
   if (auto r = load_append_checks(impl, scan); !r.ok()) return with_path(r.err());
+  const std::uint64_t last = recovered.empty() ? 0 : recovered.back().seq;
   impl.next_seq = last + 1;
   impl.indexed_key_gen = impl.probe_max_gen = impl.key_gen.gen;
-  impl.trimmed_seq = last;
+  impl.released_seq = last;
   impl.journaled_seq = impl.indexed_seq = last;
   return {};
 }
@@ -1686,7 +1712,15 @@ std::uint64_t SqliteStore::index_commits() const {
 }
 
 std::string SqliteStore::journal_path(std::string_view database_path) {
+  return std::string(database_path) + ".msglog";
+}
+
+std::string SqliteStore::legacy_journal_path(std::string_view database_path) {
   return std::string(database_path) + ".msgjournal";
+}
+
+std::string SqliteStore::quarantine_path(std::string_view database_path) {
+  return std::string(database_path) + ".msglog.quarantine";
 }
 
 }  // namespace chat::store

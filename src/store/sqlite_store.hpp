@@ -39,11 +39,11 @@ using CallbackExecutor = std::function<void(std::function<void()>)>;
 /// Store on SQLite. Durability: a write is acknowledged (callback/return) only after the COMMIT
 /// of its transaction returned with synchronous=FULL, i.e. after fsync.
 ///
-/// Appends are made durable in a message journal first: a second SQLite file next to the
-/// database (journal_path()), one append-only table. The journal thread groups every queued
-/// append (up to max_batch) into one journal transaction, checks each (an id must be new; a
-/// (sender, clientMsgId) stored before makes it a duplicate) and acknowledges it once that
-/// transaction is durable. The writer thread then moves journaled messages into the main
+/// Appends are made durable in a message journal first: append-only segment files next to the
+/// database (journal_path(), see MessageJournal). The journal thread groups every queued
+/// append (up to max_batch) into one journal commit (one write, one fdatasync), checks each
+/// (an id must be new; a (sender, clientMsgId) stored before makes it a duplicate) and
+/// acknowledges it once that commit is durable. The writer thread then moves journaled messages into the main
 /// database in large transactions (up to index_batch, at least every index_interval_ms), and
 /// runs the synchronous writes (users, media, read positions), each in its own savepoint so
 /// that one job's constraint failure does not fail the others. A synchronous write runs after
@@ -119,8 +119,13 @@ class SqliteStore final : public Store {
   /// "" for other names), so tests can check its query plan. Pure.
   static std::string_view query_sql(std::string_view name);
 
-  /// The message journal's file for a database file. Pure.
+  /// The message journal of a database file: the base path of its segments and lock (see
+  /// MessageJournal). Pure.
   static std::string journal_path(std::string_view database_path);
+  /// The SQLite message journal of earlier versions, replayed (then deleted) at open. Pure.
+  static std::string legacy_journal_path(std::string_view database_path);
+  /// Where the replay at open keeps journaled messages the database refuses (JSON lines). Pure.
+  static std::string quarantine_path(std::string_view database_path);
 
   struct Impl;  // public only so the .cpp's helpers can name it; defined in sqlite_store.cpp
 

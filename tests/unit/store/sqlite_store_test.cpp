@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "core/object_id.hpp"
+#include "store/message_journal.hpp"
 #include "store/store.hpp"
 #include "unit/store/read_state_contract.hpp"
 #include "unit/store/store_fixtures.hpp"
@@ -492,10 +493,14 @@ TEST_F(SqliteStoreTest, WalStaysBoundedUnderContinuousWrites) {
   EXPECT_GT(store->checkpoints(), 0u);
   // 8,000 pages before the writer checkpoints itself, plus one commit's frames.
   EXPECT_LT(largest_wal, 64u << 20) << "the WAL grew to " << largest_wal << " bytes";
-  // The message journal keeps only what is not indexed yet: its file and WAL stay small.
+  // The message journal keeps only what is not indexed yet: its segments are reused, few.
   const std::string journal = SqliteStore::journal_path(db_path());
-  EXPECT_LT(std::filesystem::file_size(journal, ec) + std::filesystem::file_size(journal + "-wal", ec),
-            64u << 20);
+  std::uintmax_t journal_bytes = 0;
+  for (std::size_t n = 0; n < 64; ++n) {
+    const auto size = std::filesystem::file_size(MessageJournal::segment_path(journal, n), ec);
+    if (!ec) journal_bytes += size;
+  }
+  EXPECT_LE(journal_bytes, 64u << 20);
   auto page = store->conversation_page(direct_conversation_id(hex_id(1000), hex_id(9)), "", 5);
   ASSERT_TRUE(page.ok());
   EXPECT_EQ(page->messages.size(), 5u);
@@ -767,28 +772,44 @@ class MainDbLock {
   sqlite3* db_ = nullptr;
 };
 
-// Rows left in the message journal of a closed store (-1 when it cannot be read).
+// Records left in the message journal of a closed store (-1 when it cannot be read).
 std::int64_t journal_rows(const std::string& db_path) {
-  sqlite3* db = nullptr;
-  std::int64_t n = -1;
-  const std::string path = SqliteStore::journal_path(db_path);
-  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
-    sqlite3_stmt* s = nullptr;
-    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM journal", -1, &s, nullptr) == SQLITE_OK &&
-        sqlite3_step(s) == SQLITE_ROW)
-      n = sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
-  }
-  sqlite3_close(db);
-  return n;
+  std::vector<JournalRecord> records;
+  MessageJournal::Options o;
+  o.base_path = SqliteStore::journal_path(db_path);
+  auto j = MessageJournal::open(o, records);
+  return j.ok() ? static_cast<std::int64_t>(records.size()) : -1;
 }
 
 // Writes `rows` into the journal of a closed store (seq 1, 2, …), as a crash would leave them.
 void put_journal_rows(const std::string& db_path, const std::vector<Message>& rows) {
+  std::vector<JournalRecord> records;
+  MessageJournal::Options o;
+  o.base_path = SqliteStore::journal_path(db_path);
+  auto j = MessageJournal::open(o, records);
+  ASSERT_TRUE(j.ok()) << j.err().message;
+  for (std::size_t i = 0; i < rows.size(); ++i) ASSERT_TRUE(j.value()->add(i + 1, rows[i]).ok());
+  ASSERT_TRUE(j.value()->commit().ok());
+}
+
+// The SQLite journal of earlier versions, as one of them would have left it after a crash.
+void put_legacy_journal_rows(const std::string& db_path, const std::vector<Message>& rows) {
   sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open_v2(SqliteStore::journal_path(db_path).c_str(), &db, SQLITE_OPEN_READWRITE,
-                            nullptr),
+  ASSERT_EQ(sqlite3_open_v2(SqliteStore::legacy_journal_path(db_path).c_str(), &db,
+                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr),
             SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "PRAGMA journal_mode = WAL;"
+                         "CREATE TABLE journal (seq INTEGER PRIMARY KEY, id TEXT NOT NULL,"
+                         " conversation_id TEXT NOT NULL, sender_id TEXT NOT NULL,"
+                         " receiver_id TEXT NOT NULL, text TEXT NOT NULL, image TEXT NOT NULL,"
+                         " client_msg_id TEXT NOT NULL, created_at INTEGER NOT NULL,"
+                         " updated_at INTEGER NOT NULL);"
+                         "CREATE TABLE journal_quarantine AS SELECT * FROM journal WHERE 0;"
+                         "PRAGMA user_version = 1;",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK)
+      << sqlite3_errmsg(db);
   sqlite3_stmt* st = nullptr;
   ASSERT_EQ(sqlite3_prepare_v2(db, "INSERT INTO journal VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", -1,
                                &st, nullptr),
@@ -849,6 +870,25 @@ TEST_F(SqliteStoreTest, AcknowledgedMessagesAreReplayedAfterACrash) {
   EXPECT_EQ(again->message.id, sent[7].id);
   store.reset();
   EXPECT_EQ(journal_rows(db_path()), 0) << "replayed rows stay in the journal";
+}
+
+// A journal left by an earlier version (a SQLite database) is replayed once, then removed.
+TEST_F(SqliteStoreTest, TheJournalOfAnEarlierVersionIsReplayedAndRemoved) {
+  { ASSERT_TRUE(open_store()); }
+  std::vector<Message> sent;
+  for (int i = 0; i < 3; ++i)
+    sent.push_back(make_message(alice_, bob_, "old" + std::to_string(i), "o" + std::to_string(i)));
+  put_legacy_journal_rows(db_path(), sent);
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  auto page = store->conversation_page(direct_conversation_id(alice_, bob_), "", 10);
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(ids_of(page->messages), ids_of(sent));
+  EXPECT_FALSE(fs::exists(SqliteStore::legacy_journal_path(db_path())));
+  auto again = append_and_wait(*store, make_message(alice_, bob_, "retry", "o1"));
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->duplicate);
+  EXPECT_EQ(again->message.id, sent[1].id);
 }
 
 // A read returns every message acknowledged before it, indexed or not yet.
@@ -956,18 +996,13 @@ TEST_F(SqliteStoreTest, AJournalRowTheDatabaseRefusesIsQuarantinedAtReplay) {
   EXPECT_EQ(ids_of(page->messages), (std::vector<std::string>{rows[0].id, rows[2].id}));
   store.reset();
   EXPECT_EQ(journal_rows(db_path()), 0);
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open_v2(SqliteStore::journal_path(db_path()).c_str(), &db,
-                            SQLITE_OPEN_READONLY, nullptr),
-            SQLITE_OK);
-  sqlite3_stmt* st = nullptr;
-  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT id, text FROM journal_quarantine", -1, &st, nullptr),
-            SQLITE_OK);
-  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
-  EXPECT_EQ(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)), rows[1].id);
-  EXPECT_EQ(sqlite3_step(st), SQLITE_DONE);
-  sqlite3_finalize(st);
-  sqlite3_close(db);
+  std::ifstream kept(SqliteStore::quarantine_path(db_path()));
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(kept, line);) lines.push_back(line);
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_NE(lines[0].find("\"id\":\"" + rows[1].id + "\""), std::string::npos) << lines[0];
+  EXPECT_NE(lines[0].find("\"text\":\"poison\""), std::string::npos) << lines[0];
+  EXPECT_NE(lines[0].find("refused"), std::string::npos) << lines[0];
 }
 
 // The id check of an append: an id indexed long ago (no longer among the journaled ones) is
