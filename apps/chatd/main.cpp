@@ -97,6 +97,8 @@ chat::result<void> open_embedded(const chat::config::Config& cfg, chat::metrics:
   using namespace chat;
   store::SqliteOptions sopts;
   sopts.path = (std::filesystem::path(cfg.data_dir) / "chat.db").string();
+  if (!cfg.journal_dir.empty())
+    sopts.journal_path = (std::filesystem::path(cfg.journal_dir) / "chat.db.msglog").string();
   sopts.readers = std::max(2u, cfg.blocking_threads);
   auto opened = store::SqliteStore::open(sopts);
   if (!opened) return error{opened.code(), "storage: " + opened.err().message};

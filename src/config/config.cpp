@@ -94,6 +94,10 @@ const std::vector<Setting>& settings() {
        }},
       {"data-dir", "DATA_DIR", "DIR", "embedded storage directory (default ./data)",
        text(&Config::data_dir, false)},
+      {"journal-dir", "JOURNAL_DIR", "DIR",
+       "embedded store's message journal (default: DATA_DIR); on a disk of its own, "
+       "acknowledgements do not wait behind the database's writes",
+       text(&Config::journal_dir, false)},
       {"jwt-secret", "JWT_SECRET", "SECRET",
        "HS256 key for tokens; if unset outside production, one is generated and kept in DATA_DIR",
        text(&Config::jwt_secret)},

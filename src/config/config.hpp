@@ -25,6 +25,7 @@ struct Config {
   std::size_t blocking_queue = 10000;
   std::string node_env = "development";
   std::string data_dir = "./data";
+  std::string journal_dir;  ///< the embedded store's message journal; empty: data_dir
   std::string jwt_secret;  ///< empty: generated once and kept in data_dir (not in production)
   std::string jwt_expiration = "7d";
   std::int64_t jwt_ttl_seconds = 7 * 86400;

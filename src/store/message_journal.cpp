@@ -275,6 +275,9 @@ result<std::unique_ptr<MessageJournal>> MessageJournal::open(const Options& opti
   impl->opts = options;
   impl->opts.segment_bytes = std::max(impl->opts.segment_bytes, kMinSegment);
   impl->lock_path = options.base_path + ".lock";
+  std::error_code made;
+  fs::create_directories(impl->dir(), made);
+  if (made) return io_error("cannot create", impl->dir(), made.value());
   impl->lock_fd = ::open(impl->lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (impl->lock_fd < 0) return io_error("cannot open", impl->lock_path, errno);
   if (::flock(impl->lock_fd, LOCK_EX | LOCK_NB) != 0) {

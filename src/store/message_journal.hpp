@@ -43,7 +43,7 @@ class MessageJournal {
     std::size_t max_free_segments = 2;      ///< released segments kept for reuse; others deleted
   };
 
-  /// Opens the journal, creating its first segment when there is none, and returns in
+  /// Opens the journal (creating its directory), and returns in
   /// `recovered` every valid record, in seq order. Errors: unavailable when another owner holds
   /// the lock or the file system fails.
   static result<std::unique_ptr<MessageJournal>> open(const Options& opts,

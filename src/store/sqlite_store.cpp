@@ -1285,17 +1285,34 @@ void finish_legacy_journal(Conn& legacy, const std::string& path) {
 /// store, opening the same database fail here) and replays what a crash left in it into the
 /// main database, before any thread runs; then the journal is cleared.
 result<void> open_journal(SqliteStore::Impl& impl) {
-  const std::string path = SqliteStore::journal_path(impl.opts.path);
+  const std::string default_path = SqliteStore::journal_path(impl.opts.path);
+  const std::string path = impl.opts.journal_path.empty() ? default_path : impl.opts.journal_path;
   auto with_path = [&](error e) -> result<void> {
     e.message = "message journal '" + path + "': " + e.message;
     return e;
   };
+  std::error_code ec;
   std::vector<JournalRecord> recovered;
   MessageJournal::Options jopts;
   jopts.base_path = path;
   auto opened = MessageJournal::open(jopts, recovered);
   if (!opened.ok()) return opened.err();
   impl.journal = std::move(opened).value();
+  // A journal at the default place while this one is elsewhere (the option was set since):
+  // replayed too (its records first: they are older), then cleared.
+  std::unique_ptr<MessageJournal> moved;
+  if (path != default_path &&
+      std::filesystem::exists(default_path + ".lock", ec)) {
+    std::vector<JournalRecord> old;
+    MessageJournal::Options mopts;
+    mopts.base_path = default_path;
+    auto m = MessageJournal::open(mopts, old);
+    if (!m.ok()) return m.err();
+    moved = std::move(m).value();
+    old.insert(old.end(), std::make_move_iterator(recovered.begin()),
+               std::make_move_iterator(recovered.end()));
+    recovered = std::move(old);
+  }
 
   impl.probe_conn = std::make_unique<Conn>();
   if (auto r = impl.probe_conn->open(impl.opts.path, SQLITE_OPEN_READONLY,
@@ -1329,7 +1346,6 @@ result<void> open_journal(SqliteStore::Impl& impl) {
   // Replay: the legacy journal's rows, then every record, in order, in one transaction of the
   // main database (which ignores ids it has: records indexed before a crash are harmless).
   const std::string legacy_path = SqliteStore::legacy_journal_path(impl.opts.path);
-  std::error_code ec;
   Conn legacy;
   const bool has_legacy = std::filesystem::exists(legacy_path, ec);
   if (has_legacy) {
@@ -1359,11 +1375,13 @@ result<void> open_journal(SqliteStore::Impl& impl) {
   impl.known.pending.clear();
   // Durable in the main database now: the journals can go.
   impl.journal->clear();
+  if (moved) moved->clear();
   if (has_legacy) finish_legacy_journal(legacy, legacy_path);
   if (replayed > 0)
     spdlog::info("store: replayed {} journaled messages into '{}'", replayed, impl.opts.path);
   if (auto r = load_append_checks(impl, scan); !r.ok()) return with_path(r.err());
-  const std::uint64_t last = recovered.empty() ? 0 : recovered.back().seq;
+  std::uint64_t last = 0;
+  for (const JournalRecord& rec : recovered) last = std::max(last, rec.seq);
   impl.next_seq = last + 1;
   impl.indexed_key_gen = impl.probe_max_gen = impl.key_gen.gen;
   impl.released_seq = last;

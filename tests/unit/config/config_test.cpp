@@ -359,6 +359,7 @@ const std::vector<EnvCase>& env_cases() {
       {"CHATD_BLOCKING_THREADS", "7", [](const Config& c) { return c.blocking_threads == 7; }},
       {"NODE_ENV", "test", [](const Config& c) { return c.node_env == "test"; }},
       {"DATA_DIR", "/tmp/x", [](const Config& c) { return c.data_dir == "/tmp/x"; }},
+      {"JOURNAL_DIR", "/tmp/j", [](const Config& c) { return c.journal_dir == "/tmp/j"; }},
       {"JWT_SECRET", "s3cret", [](const Config& c) { return c.jwt_secret == "s3cret"; }},
       {"JWT_EXPIRATION", "2h", [](const Config& c) { return c.jwt_ttl_seconds == 7200; }},
       {"SALT_ROUNDS", "12", [](const Config& c) { return c.salt_rounds == 12; }},

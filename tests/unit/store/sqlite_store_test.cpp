@@ -781,15 +781,20 @@ std::int64_t journal_rows(const std::string& db_path) {
   return j.ok() ? static_cast<std::int64_t>(records.size()) : -1;
 }
 
-// Writes `rows` into the journal of a closed store (seq 1, 2, …), as a crash would leave them.
-void put_journal_rows(const std::string& db_path, const std::vector<Message>& rows) {
+// Writes `rows` into the journal at `base_path` (seq 1, 2, …), as a crash would leave them.
+void put_journal_rows_at(const std::string& base_path, const std::vector<Message>& rows) {
   std::vector<JournalRecord> records;
   MessageJournal::Options o;
-  o.base_path = SqliteStore::journal_path(db_path);
+  o.base_path = base_path;
   auto j = MessageJournal::open(o, records);
   ASSERT_TRUE(j.ok()) << j.err().message;
   for (std::size_t i = 0; i < rows.size(); ++i) ASSERT_TRUE(j.value()->add(i + 1, rows[i]).ok());
   ASSERT_TRUE(j.value()->commit().ok());
+}
+
+// The same into the journal of a closed store at its default place.
+void put_journal_rows(const std::string& db_path, const std::vector<Message>& rows) {
+  put_journal_rows_at(SqliteStore::journal_path(db_path), rows);
 }
 
 // The SQLite journal of earlier versions, as one of them would have left it after a crash.
@@ -870,6 +875,61 @@ TEST_F(SqliteStoreTest, AcknowledgedMessagesAreReplayedAfterACrash) {
   EXPECT_EQ(again->message.id, sent[7].id);
   store.reset();
   EXPECT_EQ(journal_rows(db_path()), 0) << "replayed rows stay in the journal";
+}
+
+// The journal may live elsewhere (its own disk): written there, replayed from there, and a
+// journal left at the default place before the option was set is replayed too.
+TEST_F(SqliteStoreTest, TheJournalCanLiveInADirectoryOfItsOwn) {
+  { ASSERT_TRUE(open_store()); }
+  const std::vector<Message> before = {make_message(alice_, bob_, "left at the default place")};
+  put_journal_rows(db_path(), before);
+  SqliteOptions opts;
+  opts.path = db_path();
+  opts.journal_path = (dir_.path() / "journal-disk" / "chat.db.msglog").string();
+  const std::vector<Message> crashed = {make_message(alice_, bob_, "left in the journal dir"),
+                                        make_message(bob_, alice_, "and another")};
+  put_journal_rows_at(opts.journal_path, crashed);
+  std::vector<Message> all = before;
+  all.insert(all.end(), crashed.begin(), crashed.end());
+  {
+    auto store = open_store(opts);
+    ASSERT_TRUE(store);
+    auto page = store->conversation_page(direct_conversation_id(alice_, bob_), "", 10);
+    ASSERT_TRUE(page.ok());
+    EXPECT_EQ(ids_of(page->messages), ids_of(all));
+  }
+  EXPECT_EQ(journal_rows(db_path()), 0) << "the default place's journal was not cleared";
+  // Acknowledged appends are in the journal directory, not next to the database.
+  opts.index_interval_ms = 600'000;
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    auto r = SqliteStore::open(opts);
+    if (!r.ok()) ::_exit(2);
+    MainDbLock lock(db_path());
+    const bool ok = append_and_wait(*r.value(), make_message(alice_, bob_, "only journaled")).ok();
+    ::_exit(ok && r.value()->unindexed_messages() == 1 ? 0 : 3);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_EQ(journal_rows(db_path()), 0);
+  std::vector<JournalRecord> records;
+  MessageJournal::Options o;
+  o.base_path = opts.journal_path;
+  {
+    auto j = MessageJournal::open(o, records);
+    ASSERT_TRUE(j.ok());
+    ASSERT_EQ(records.size(), 1u);
+    EXPECT_EQ(records[0].m.text, "only journaled");
+  }
+  auto store = open_store(opts);
+  ASSERT_TRUE(store);
+  auto page = store->conversation_page(direct_conversation_id(alice_, bob_), "", 10);
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->messages.size(), 4u);
+  EXPECT_EQ(page->messages.back().text, "only journaled");
 }
 
 // A journal left by an earlier version (a SQLite database) is replayed once, then removed.
