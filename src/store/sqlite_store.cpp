@@ -637,6 +637,7 @@ struct SqliteStore::Impl {
   std::unique_ptr<Conn> probe_conn;    // read-only, main database: is an id / clientMsgId stored?
   std::uint64_t next_seq = 1;
   std::uint64_t released_seq = 0;      // journal records up to this one are released
+  bool journal_replayed = false;       // open() replayed the journal into the main database
   // Journaled, not known to be indexed; owns the messages the indexes below point to.
   std::deque<IndexItem> journal_pending;
   PendingIndex pending_ids;          // by id_hash(id)
@@ -731,8 +732,9 @@ struct SqliteStore::Impl {
     if (writer.joinable()) writer.join();
     stop_checkpointer();
     // Everything journaled is indexed now (unless indexing was abandoned): the journal can be
-    // emptied, and the next open has nothing to replay.
-    if (journal) {
+    // emptied, and the next open has nothing to replay. Not when open() failed before its
+    // replay was durable: the journal keeps what it holds for the next open.
+    if (journal && journal_replayed) {
       if (!index_abandoned && indexed_seq >= journaled_seq) journal->clear();
       else journal->release(indexed_seq);
     }
@@ -1374,6 +1376,7 @@ result<void> open_journal(SqliteStore::Impl& impl) {
   if (auto r = w.run(kCommit, "commit"); !r.ok()) return failed(r.err());
   impl.known.pending.clear();
   // Durable in the main database now: the journals can go.
+  impl.journal_replayed = true;
   impl.journal->clear();
   if (moved) moved->clear();
   if (has_legacy) finish_legacy_journal(legacy, legacy_path);

@@ -877,6 +877,38 @@ TEST_F(SqliteStoreTest, AcknowledgedMessagesAreReplayedAfterACrash) {
   EXPECT_EQ(journal_rows(db_path()), 0) << "replayed rows stay in the journal";
 }
 
+// A replay that fails (here a trigger rolls the transaction back, as a full disk would fail
+// it) fails the open and leaves the journal as it was: the next open replays it all.
+TEST_F(SqliteStoreTest, AFailedReplayKeepsTheJournalForTheNextOpen) {
+  { ASSERT_TRUE(open_store()); }
+  const std::vector<Message> rows = {make_message(alice_, bob_, "one"),
+                                     make_message(alice_, bob_, "stop"),
+                                     make_message(alice_, bob_, "three")};
+  auto exec_main = [&](const char* sql) {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open_v2(db_path().c_str(), &db, SQLITE_OPEN_READWRITE, nullptr), SQLITE_OK);
+    EXPECT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+    sqlite3_close(db);
+  };
+  exec_main("CREATE TRIGGER stop BEFORE INSERT ON messages WHEN NEW.text = 'stop'"
+            " BEGIN SELECT RAISE(ROLLBACK, 'stopped'); END");
+  put_journal_rows(db_path(), rows);
+  {
+    SqliteOptions opts;
+    opts.path = db_path();
+    auto failed = SqliteStore::open(opts);
+    ASSERT_FALSE(failed.ok());
+    EXPECT_NE(failed.err().message.find("replay"), std::string::npos) << failed.err().message;
+  }
+  EXPECT_EQ(journal_rows(db_path()), 3) << "a failed open dropped journaled messages";
+  exec_main("DROP TRIGGER stop");
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  auto page = store->conversation_page(direct_conversation_id(alice_, bob_), "", 10);
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(ids_of(page->messages), ids_of(rows));
+}
+
 // The journal may live elsewhere (its own disk): written there, replayed from there, and a
 // journal left at the default place before the option was set is replayed too.
 TEST_F(SqliteStoreTest, TheJournalCanLiveInADirectoryOfItsOwn) {
