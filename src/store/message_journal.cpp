@@ -9,11 +9,13 @@
 #include <algorithm>
 #include <boost/crc.hpp>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <deque>
 #include <filesystem>
 #include <random>
 #include <system_error>
+#include <thread>
 
 #include "core/log.hpp"
 
@@ -280,11 +282,15 @@ result<std::unique_ptr<MessageJournal>> MessageJournal::open(const Options& opti
   if (made) return io_error("cannot create", impl->dir(), made.value());
   impl->lock_fd = ::open(impl->lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (impl->lock_fd < 0) return io_error("cannot open", impl->lock_path, errno);
-  if (::flock(impl->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-    if (errno == EWOULDBLOCK)
+  // Polled rather than a blocking flock, which could wait for good.
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::milliseconds(options.lock_wait_ms);
+  while (::flock(impl->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EINTR) continue;
+    if (errno != EWOULDBLOCK) return io_error("cannot lock", impl->lock_path, errno);
+    if (std::chrono::steady_clock::now() >= give_up)
       return error{errc::unavailable, "message journal '" + options.base_path +
                                           "' is in use (is another process using the database?)"};
-    return io_error("cannot lock", impl->lock_path, errno);
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
 
   // Every "<base>.<n>": read when its header is valid, else kept as a spare (or deleted).

@@ -41,11 +41,13 @@ class MessageJournal {
     std::string base_path;
     std::size_t segment_bytes = 16u << 20;  ///< at least 1 MiB
     std::size_t max_free_segments = 2;      ///< released segments kept for reuse; others deleted
+    /// How long open() waits for the lock (a previous owner still closing), in milliseconds.
+    int lock_wait_ms = 0;
   };
 
-  /// Opens the journal (creating its directory), and returns in
-  /// `recovered` every valid record, in seq order. Errors: unavailable when another owner holds
-  /// the lock or the file system fails.
+  /// Opens the journal (creating its directory), and returns in `recovered` every valid record,
+  /// in seq order. Errors: unavailable when another owner holds the lock for longer than
+  /// lock_wait_ms or the file system fails.
   static result<std::unique_ptr<MessageJournal>> open(const Options& opts,
                                                       std::vector<JournalRecord>& recovered);
   ~MessageJournal();

@@ -1297,6 +1297,7 @@ result<void> open_journal(SqliteStore::Impl& impl) {
   std::vector<JournalRecord> recovered;
   MessageJournal::Options jopts;
   jopts.base_path = path;
+  jopts.lock_wait_ms = impl.opts.busy_timeout_ms;  // as long as for the database's locks
   auto opened = MessageJournal::open(jopts, recovered);
   if (!opened.ok()) return opened.err();
   impl.journal = std::move(opened).value();
@@ -1308,6 +1309,7 @@ result<void> open_journal(SqliteStore::Impl& impl) {
     std::vector<JournalRecord> old;
     MessageJournal::Options mopts;
     mopts.base_path = default_path;
+    mopts.lock_wait_ms = impl.opts.busy_timeout_ms;
     auto m = MessageJournal::open(mopts, old);
     if (!m.ok()) return m.err();
     moved = std::move(m).value();

@@ -5,9 +5,11 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace chat::store {
@@ -231,6 +233,24 @@ TEST_F(MessageJournalTest, ASecondOwnerIsRefused) {
   EXPECT_NE(second.err().message.find("another process"), std::string::npos);
   first.reset();
   EXPECT_TRUE(MessageJournal::open(options(), recovered).ok());
+}
+
+// A previous owner still closing: open() waits up to lock_wait_ms for the lock.
+TEST_F(MessageJournalTest, OpenWaitsForAPreviousOwnerToClose) {
+  std::vector<JournalRecord> recovered;
+  auto first = open(recovered);
+  ASSERT_TRUE(first);
+  std::thread closer([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    first.reset();
+  });
+  MessageJournal::Options o = options();
+  o.lock_wait_ms = 10'000;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto second = MessageJournal::open(o, recovered);
+  closer.join();
+  EXPECT_TRUE(second.ok()) << (second.ok() ? "" : second.err().message);
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(100));
 }
 
 TEST_F(MessageJournalTest, ARecordLargerThanASegmentIsRefusedAlone) {
