@@ -1,7 +1,10 @@
 #include "store/key_filter.hpp"
 
+#include <sys/mman.h>
+
 #include <bit>
 #include <functional>
+#include <new>
 
 #include "core/hash.hpp"
 
@@ -15,24 +18,54 @@ KeyFilter::Hashes KeyFilter::hash(std::string_view a, std::string_view b) {
   return {h1, mix64(h1 ^ ha) | 1};
 }
 
+KeyFilter::Words::Words(std::size_t n) : n_(n) {
+  void* p = ::mmap(nullptr, n * sizeof(std::uint64_t), PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) throw std::bad_alloc();
+  (void)::madvise(p, n * sizeof(std::uint64_t), MADV_HUGEPAGE);  // advisory: fine if refused
+  p_ = static_cast<std::uint64_t*>(p);
+}
+
+KeyFilter::Words& KeyFilter::Words::operator=(Words&& o) noexcept {
+  if (this != &o) {
+    this->~Words();
+    p_ = o.p_;
+    n_ = o.n_;
+    o.p_ = nullptr;
+    o.n_ = 0;
+  }
+  return *this;
+}
+
+KeyFilter::Words::~Words() {
+  if (p_) ::munmap(p_, n_ * sizeof(std::uint64_t));
+}
+
 KeyFilter::KeyFilter(std::size_t initial_capacity) {
   add_layer(initial_capacity < 1024 ? 1024 : initial_capacity);
 }
 
+// Blocked: a key's kProbes bits all lie in one 512-bit block (one cache line), chosen by h1; the
+// bits within it come from h2, 9 bits each. A plain Bloom filter touches kProbes random lines
+// per key: rebuilding the filter of 15 million keys at open took 5.5 s, nearly all of it in
+// cache misses. ~10 bits per key give ~1.2 % false positives (a plain filter: ~0.8 %).
 void KeyFilter::add_layer(std::size_t capacity) {
-  // ~9.6 bits per key give 1% false positives with 7 probes; rounded up to a power of two.
   const std::uint64_t bits = std::bit_ceil(static_cast<std::uint64_t>(capacity) * 10);
+  const std::uint64_t blocks = bits < kBlockBits ? 1 : bits / kBlockBits;
   Layer l;
-  l.bits.assign(bits / 64, 0);
-  l.mask = bits - 1;
+  l.words = Words(blocks * kBlockWords);  // page-aligned, so every block is a cache line
+  l.first = 0;
+  l.block_mask = blocks - 1;
   l.capacity = capacity;
   layers_.push_back(std::move(l));
 }
 
 bool KeyFilter::test(const Layer& l, std::uint64_t h1, std::uint64_t h2) {
-  for (int i = 0; i < kProbes; ++i) {
-    const std::uint64_t bit = (h1 + static_cast<std::uint64_t>(i) * h2) & l.mask;
-    if ((l.bits[bit >> 6] & (std::uint64_t{1} << (bit & 63))) == 0) return false;
+  const std::uint64_t* block = l.block(h1);
+  std::uint64_t x = h2 >> 1;  // h2's lowest bit is always set
+  for (int i = 0; i < kProbes; ++i, x >>= 9) {
+    const unsigned bit = static_cast<unsigned>(x & (kBlockBits - 1));
+    if ((block[bit >> 6] & (std::uint64_t{1} << (bit & 63))) == 0) return false;
   }
   return true;
 }
@@ -40,12 +73,22 @@ bool KeyFilter::test(const Layer& l, std::uint64_t h1, std::uint64_t h2) {
 void KeyFilter::add(const Hashes& h) {
   if (layers_.back().count >= layers_.back().capacity) add_layer(layers_.back().capacity * 2);
   Layer& l = layers_.back();
-  for (int i = 0; i < kProbes; ++i) {
-    const std::uint64_t bit = (h.h1 + static_cast<std::uint64_t>(i) * h.h2) & l.mask;
-    l.bits[bit >> 6] |= std::uint64_t{1} << (bit & 63);
+  std::uint64_t* block = l.block(h.h1);
+  std::uint64_t x = h.h2 >> 1;
+  for (int i = 0; i < kProbes; ++i, x >>= 9) {
+    const unsigned bit = static_cast<unsigned>(x & (kBlockBits - 1));
+    block[bit >> 6] |= std::uint64_t{1} << (bit & 63);
   }
   ++l.count;
   ++count_;
+}
+
+void KeyFilter::add_all(const Hashes* h, std::size_t n) {
+  constexpr std::size_t kAhead = 16;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (i + kAhead < n) __builtin_prefetch(layers_.back().block(h[i + kAhead].h1), 1);
+    add(h[i]);
+  }
 }
 
 bool KeyFilter::may_contain(const Hashes& h) const {
@@ -56,7 +99,7 @@ bool KeyFilter::may_contain(const Hashes& h) const {
 
 std::size_t KeyFilter::memory_bytes() const {
   std::size_t n = 0;
-  for (const Layer& l : layers_) n += l.bits.size() * sizeof(std::uint64_t);
+  for (const Layer& l : layers_) n += l.words.size() * sizeof(std::uint64_t);
   return n;
 }
 

@@ -1193,16 +1193,23 @@ result<void> load_append_checks(SqliteStore::Impl& impl, Conn& c) {
       std::make_unique<KeyFilter>(std::max<std::size_t>(std::size_t{1} << 16, expected));
   sqlite3_stmt* st = nullptr;
   const char* sql = "SELECT sender_id, client_msg_id FROM messages WHERE client_msg_id <> ''";
+  std::vector<KeyFilter::Hashes> keys;  // added in groups, their blocks fetched ahead
+  keys.reserve(256);
   int rc = sqlite3_prepare_v2(c.db(), sql, -1, &st, nullptr);
   while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
     auto view = [&](int i) {
       return std::string_view(static_cast<const char*>(sqlite3_column_blob(st, i)),
                               static_cast<std::size_t>(sqlite3_column_bytes(st, i)));
     };
-    impl.client_key_filter->add(view(0), view(1));
+    keys.push_back(KeyFilter::hash(view(0), view(1)));
+    if (keys.size() == keys.capacity()) {
+      impl.client_key_filter->add_all(keys.data(), keys.size());
+      keys.clear();
+    }
     rc = SQLITE_OK;
   }
   sqlite3_finalize(st);
+  impl.client_key_filter->add_all(keys.data(), keys.size());
   if (rc != SQLITE_DONE) return c.fail(rc, "load clientMsgIds");
   return {};
 }

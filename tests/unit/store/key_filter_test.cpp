@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 namespace chat::store {
 namespace {
@@ -36,6 +37,20 @@ TEST(KeyFilter, GrowsByLayersKeepingItsPromises) {
   EXPECT_LT(false_positive_rate(f, 1'000'000, 100'000), 0.08);
   EXPECT_GT(f.memory_bytes(), 60'000u);
   EXPECT_LT(f.memory_bytes(), 60'000u * 4);
+}
+
+// The bulk load of open(): the same promises as add(), across layer growth too.
+TEST(KeyFilter, AddAllKeepsEveryKey) {
+  KeyFilter f(1024);
+  std::vector<KeyFilter::Hashes> hashes;
+  for (int i = 0; i < 60'000; ++i) hashes.push_back(KeyFilter::hash(sender(i), key(i)));
+  f.add_all(hashes.data(), hashes.size());
+  EXPECT_EQ(f.size(), 60'000u);
+  EXPECT_GT(f.layers(), 5u);
+  for (int i = 0; i < 60'000; ++i) ASSERT_TRUE(f.may_contain(sender(i), key(i))) << i;
+  EXPECT_LT(false_positive_rate(f, 1'000'000, 100'000), 0.08);
+  f.add_all(nullptr, 0);
+  EXPECT_EQ(f.size(), 60'000u);
 }
 
 TEST(KeyFilter, EmptyFilterContainsNothing) {
