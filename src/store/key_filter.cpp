@@ -28,11 +28,9 @@ KeyFilter::Words::Words(std::size_t n) : n_(n) {
 
 KeyFilter::Words& KeyFilter::Words::operator=(Words&& o) noexcept {
   if (this != &o) {
-    this->~Words();
-    p_ = o.p_;
-    n_ = o.n_;
-    o.p_ = nullptr;
-    o.n_ = 0;
+    if (p_) ::munmap(p_, n_ * sizeof(std::uint64_t));
+    p_ = std::exchange(o.p_, nullptr);
+    n_ = std::exchange(o.n_, 0);
   }
   return *this;
 }

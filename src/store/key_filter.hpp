@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace chat::store {
@@ -45,7 +46,7 @@ class KeyFilter {
    public:
     Words() = default;
     explicit Words(std::size_t n);
-    Words(Words&& o) noexcept : p_(o.p_), n_(o.n_) { o.p_ = nullptr, o.n_ = 0; }
+    Words(Words&& o) noexcept : p_(std::exchange(o.p_, nullptr)), n_(std::exchange(o.n_, 0)) {}
     Words& operator=(Words&& o) noexcept;
     ~Words();
     std::uint64_t* data() const { return p_; }
