@@ -51,8 +51,7 @@ void KeyFilter::add_layer(std::size_t capacity) {
   const std::uint64_t bits = std::bit_ceil(static_cast<std::uint64_t>(capacity) * 10);
   const std::uint64_t blocks = bits < kBlockBits ? 1 : bits / kBlockBits;
   Layer l;
-  l.words = Words(blocks * kBlockWords);  // page-aligned, so every block is a cache line
-  l.first = 0;
+  l.words = Words(blocks * kBlockWords);
   l.block_mask = blocks - 1;
   l.capacity = capacity;
   layers_.push_back(std::move(l));

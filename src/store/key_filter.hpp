@@ -60,13 +60,12 @@ class KeyFilter {
   static constexpr unsigned kBlockBits = 512;
   static constexpr std::size_t kBlockWords = kBlockBits / 64;
   struct Layer {
-    Words words;                       // the blocks start at words[first] (64-byte aligned)
-    std::size_t first = 0;
+    Words words;                       // page-aligned: every block is one cache line
     std::uint64_t block_mask = 0;      // block count - 1 (a power of two)
     std::size_t capacity = 0;
     std::size_t count = 0;
     std::uint64_t* block(std::uint64_t h1) const {
-      return words.data() + first + (h1 & block_mask) * kBlockWords;
+      return words.data() + (h1 & block_mask) * kBlockWords;
     }
   };
 
