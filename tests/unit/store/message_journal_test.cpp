@@ -75,6 +75,19 @@ class MessageJournalTest : public ::testing::Test {
     return out;
   }
 
+  /// `commits` commits of `per_commit` records of 1,000-byte texts, numbered after `seq`;
+  /// returns the last seq.
+  static std::uint64_t fill(MessageJournal& j, int commits, int per_commit, std::uint64_t seq) {
+    for (int c = 0; c < commits; ++c) {
+      for (int k = 0; k < per_commit; ++k) {
+        ++seq;
+        EXPECT_TRUE(j.add(seq, message(seq, 1000)).ok());
+      }
+      EXPECT_TRUE(j.commit().ok());
+    }
+    return seq;
+  }
+
   std::string segment(std::size_t n) const {
     return MessageJournal::segment_path(options().base_path, n);
   }
@@ -121,9 +134,7 @@ TEST_F(MessageJournalTest, ReadingStopsAtTheFirstRecordThatFailsItsChecksum) {
     for (std::uint64_t s = 4; s <= 6; ++s) ASSERT_TRUE(j->add(s, message(s)).ok());
     ASSERT_TRUE(j->commit().ok());
   }
-  // Records are the same size here: record 5's text starts past header + 4 records + a bit.
-  const auto size4 = fs::file_size(segment(0));
-  ASSERT_GT(size4, 0u);
+  // Record 5's text (40 × 'f', in no other record) is in the segment's first page.
   const std::string m = message(5).text;
   {
     const int fd = ::open(segment(0).c_str(), O_RDWR);
@@ -144,11 +155,7 @@ TEST_F(MessageJournalTest, CommitsSpanSegments) {
   {
     std::vector<JournalRecord> recovered;
     auto j = open(recovered);
-    std::uint64_t s = 0;
-    for (int commit = 0; commit < 5; ++commit) {
-      for (int k = 0; k < 400; ++k, ++s) ASSERT_TRUE(j->add(s + 1, message(s + 1, 1000)).ok());
-      ASSERT_TRUE(j->commit().ok());
-    }
+    ASSERT_EQ(fill(*j, 5, 400, 0), 2000u);
     EXPECT_GE(j->segment_files(), 2u);  // ~2 MB of records in 1 MiB segments
   }
   EXPECT_EQ(seqs(reopen()), range(1, 2000));
@@ -159,21 +166,10 @@ TEST_F(MessageJournalTest, CommitsSpanSegments) {
 TEST_F(MessageJournalTest, ReusedSegmentsNeverYieldTheirOldRecords) {
   std::vector<JournalRecord> recovered;
   auto j = open(recovered);
-  std::uint64_t s = 0;
-  for (int commit = 0; commit < 6; ++commit) {
-    for (int k = 0; k < 400; ++k) {
-      ++s;
-      ASSERT_TRUE(j->add(s, message(s, 1000)).ok());
-    }
-    ASSERT_TRUE(j->commit().ok());
-  }
+  std::uint64_t s = fill(*j, 6, 400, 0);
   const std::size_t files = j->segment_files();
   j->release(s);  // all but the segment being written are reused
-  for (int k = 0; k < 900; ++k) {  // fills the current segment, then into a reused one
-    ++s;
-    ASSERT_TRUE(j->add(s, message(s, 1000)).ok());
-  }
-  ASSERT_TRUE(j->commit().ok());
+  s = fill(*j, 1, 900, s);  // fills the current segment, then into a reused one
   EXPECT_LE(j->segment_files(), files) << "released segments were not reused";
   j.reset();
   const auto after = reopen();
