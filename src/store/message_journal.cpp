@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <boost/crc.hpp>
 #include <cerrno>
 #include <chrono>
@@ -67,6 +68,13 @@ std::string header_bytes(std::uint64_t epoch, std::uint64_t base_seq) {
   return h;
 }
 
+/// A record's text fields, in their order in the payload (then created_at, updated_at).
+template <class M>
+auto text_fields(M& m) {
+  return std::array{&m.id, &m.conversation_id, &m.sender_id, &m.receiver_id, &m.text,
+                    &m.image, &m.client_msg_id};
+}
+
 void append_field(std::string& out, std::string_view s) {
   char n[4];
   put_u32(n, static_cast<std::uint32_t>(s.size()));
@@ -76,8 +84,7 @@ void append_field(std::string& out, std::string_view s) {
 
 /// Decodes a record's payload; false when it is malformed.
 bool decode(std::string_view p, Message& m) {
-  for (std::string* f : {&m.id, &m.conversation_id, &m.sender_id, &m.receiver_id, &m.text,
-                         &m.image, &m.client_msg_id}) {
+  for (std::string* f : text_fields(m)) {
     if (p.size() < 4) return false;
     const std::uint32_t n = get_u32(p.data());
     p.remove_prefix(4);
@@ -270,13 +277,17 @@ std::string MessageJournal::segment_path(std::string_view base_path, std::size_t
   return std::string(base_path) + "." + std::to_string(n);
 }
 
+std::string MessageJournal::lock_path(std::string_view base_path) {
+  return std::string(base_path) + ".lock";
+}
+
 result<std::unique_ptr<MessageJournal>> MessageJournal::open(const Options& options,
                                                              std::vector<JournalRecord>& recovered) {
   namespace fs = std::filesystem;
   auto impl = std::make_unique<Impl>();
   impl->opts = options;
   impl->opts.segment_bytes = std::max(impl->opts.segment_bytes, kMinSegment);
-  impl->lock_path = options.base_path + ".lock";
+  impl->lock_path = lock_path(options.base_path);
   std::error_code made;
   fs::create_directories(impl->dir(), made);
   if (made) return io_error("cannot create", impl->dir(), made.value());
@@ -346,9 +357,7 @@ result<void> MessageJournal::add(std::uint64_t seq, const Message& m) {
   Impl& i = *impl_;
   const std::size_t at = i.batch.size();
   i.batch.resize(at + kRecordHead);
-  for (const std::string* f : {&m.id, &m.conversation_id, &m.sender_id, &m.receiver_id, &m.text,
-                               &m.image, &m.client_msg_id})
-    append_field(i.batch, *f);
+  for (const std::string* f : text_fields(m)) append_field(i.batch, *f);
   char t[16];
   put_u64(t, static_cast<std::uint64_t>(m.created_at));
   put_u64(t + 8, static_cast<std::uint64_t>(m.updated_at));
@@ -450,12 +459,5 @@ void MessageJournal::clear() {
 std::size_t MessageJournal::batched() const { return impl_->pending.size(); }
 
 std::size_t MessageJournal::segment_files() const { return impl_->in_use.size() + impl_->spare.size(); }
-
-std::uint64_t MessageJournal::disk_bytes() const {
-  std::uint64_t n = 0;
-  for (const auto& s : impl_->in_use) n += s.capacity;
-  for (const auto& s : impl_->spare) n += s.capacity;
-  return n;
-}
 
 }  // namespace chat::store

@@ -71,12 +71,13 @@ class MessageJournal {
 
   /// Records added but not committed.
   std::size_t batched() const;
-  /// Segment files on disk and their total size (bytes).
+  /// Segment files on disk.
   std::size_t segment_files() const;
-  std::uint64_t disk_bytes() const;
 
   /// The path of segment `n` for a base path. Pure.
   static std::string segment_path(std::string_view base_path, std::size_t n);
+  /// The lock file for a base path (it exists once a journal was opened there). Pure.
+  static std::string lock_path(std::string_view base_path);
 
   struct Impl;
 

@@ -1300,24 +1300,24 @@ result<void> open_journal(SqliteStore::Impl& impl) {
     e.message = "message journal '" + path + "': " + e.message;
     return e;
   };
+  auto open_at = [&](const std::string& base, std::vector<JournalRecord>& records) {
+    MessageJournal::Options o;
+    o.base_path = base;
+    o.lock_wait_ms = impl.opts.busy_timeout_ms;  // as long as for the database's locks
+    return MessageJournal::open(o, records);
+  };
   std::error_code ec;
   std::vector<JournalRecord> recovered;
-  MessageJournal::Options jopts;
-  jopts.base_path = path;
-  jopts.lock_wait_ms = impl.opts.busy_timeout_ms;  // as long as for the database's locks
-  auto opened = MessageJournal::open(jopts, recovered);
+  auto opened = open_at(path, recovered);
   if (!opened.ok()) return opened.err();
   impl.journal = std::move(opened).value();
   // A journal at the default place while this one is elsewhere (the option was set since):
   // replayed too (its records first: they are older), then cleared.
   std::unique_ptr<MessageJournal> moved;
   if (path != default_path &&
-      std::filesystem::exists(default_path + ".lock", ec)) {
+      std::filesystem::exists(MessageJournal::lock_path(default_path), ec)) {
     std::vector<JournalRecord> old;
-    MessageJournal::Options mopts;
-    mopts.base_path = default_path;
-    mopts.lock_wait_ms = impl.opts.busy_timeout_ms;
-    auto m = MessageJournal::open(mopts, old);
+    auto m = open_at(default_path, old);
     if (!m.ok()) return m.err();
     moved = std::move(m).value();
     old.insert(old.end(), std::make_move_iterator(recovered.begin()),

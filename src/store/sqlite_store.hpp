@@ -17,7 +17,7 @@ struct SqliteOptions {
   std::string path;                     ///< database file; its parent directory is created
   /// The message journal's base path (its directory is created); empty: journal_path(path).
   /// A journal left at the default place (or moved) is replayed too.
-  std::string journal_path;
+  std::string journal_path{};
   std::size_t max_pending_writes = 65536;  ///< write jobs queued at most (beyond → unavailable)
   std::size_t max_batch = 4096;         ///< write jobs committed at most per transaction
   std::size_t readers = 4;              ///< read-only connections (at least 1)
