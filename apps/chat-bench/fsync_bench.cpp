@@ -3,7 +3,7 @@
 // journal commits once per group of appends: one write and one fdatasync).
 //
 //   chat-fsync-bench [--writes 4000] [--bytes 2500] [--interval-us 500] [--dir DIR]
-//                    [--background-mb 0] [--background-period-ms 200]
+//                    [--background-mb 0] [--background-period-ms 200] [--background-chunk-kb 0]
 //
 // Each write of --bytes is followed by fdatasync, then a pause of --interval-us (a journal
 // committing every 500 µs, ten 250-byte messages a commit, is the default). Two files are
@@ -11,7 +11,11 @@
 // so every fdatasync also commits the file system's journal) and one written in place after
 // being filled with zeros ("overwrite": data only). --background-mb writes that many MiB to a
 // third file every --background-period-ms and syncs it, as the store's indexer and
-// checkpoints do. Prints a table, then one line "RESULT {json}".
+// checkpoints do; with --background-chunk-kb it streams them instead, a chunk at a time, as the
+// store's paced VFS (src/store/paced_vfs.hpp) does
+// (sync_file_range: start each chunk's writeback, wait for the one before), so that at most
+// two chunks are ever queued at the disk ahead of a journal sync. Prints a table, then one line
+// "RESULT {json}".
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -34,6 +38,7 @@ struct Args {
   std::size_t interval_us = 500;
   std::size_t background_mb = 0;
   std::size_t background_period_ms = 200;
+  std::size_t background_chunk_kb = 0;  // 0: one write of background_mb, then fdatasync
   std::string dir;
 };
 
@@ -52,6 +57,7 @@ bool parse(int argc, char** argv, Args& a) {
     else if (k == "--interval-us") ok = num(a.interval_us);
     else if (k == "--background-mb") ok = num(a.background_mb) && a.background_mb <= 1024;
     else if (k == "--background-period-ms") ok = num(a.background_period_ms) && a.background_period_ms > 0;
+    else if (k == "--background-chunk-kb") ok = num(a.background_chunk_kb) && a.background_chunk_kb <= (1u << 20);
     else if (k == "--dir") a.dir = v;
     else ok = false;
     if (!ok) return false;
@@ -146,8 +152,21 @@ int main(int argc, char** argv) {
       if (fd < 0) return;
       const std::vector<char> chunk(a.background_mb << 20, 'b');
       off_t off = 0;
+      const std::size_t step = a.background_chunk_kb ? std::min(chunk.size(), a.background_chunk_kb << 10) : chunk.size();
       while (!stop.load()) {
-        if (::pwrite(fd, chunk.data(), chunk.size(), off) < 0 || ::fdatasync(fd) != 0) break;
+        bool failed = false;
+        for (std::size_t done = 0; done < chunk.size() && !failed; done += step) {
+          const std::size_t n = std::min(step, chunk.size() - done);
+          const off_t at = off + static_cast<off_t>(done);
+          failed = ::pwrite(fd, chunk.data() + done, n, at) < 0;
+          if (failed || step == chunk.size()) continue;
+          failed = ::sync_file_range(fd, at, static_cast<off_t>(n), SYNC_FILE_RANGE_WRITE) != 0;
+          if (!failed && done > 0)
+            failed = ::sync_file_range(fd, at - static_cast<off_t>(step), static_cast<off_t>(step),
+                                       SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                                           SYNC_FILE_RANGE_WAIT_AFTER) != 0;
+        }
+        if (failed || ::fdatasync(fd) != 0) break;
         off = (off + static_cast<off_t>(chunk.size())) % (static_cast<off_t>(chunk.size()) * 16);
         std::this_thread::sleep_for(std::chrono::milliseconds(a.background_period_ms));
       }
@@ -164,14 +183,14 @@ int main(int argc, char** argv) {
 
   const Figures g = summarise(grow), p = summarise(in_place);
   std::printf("chat-fsync-bench: %zu writes of %zu bytes, each followed by fdatasync, every %zu µs; "
-              "background %zu MiB every %zu ms\n",
-              a.writes, a.bytes, a.interval_us, a.background_mb, a.background_period_ms);
+              "background %zu MiB every %zu ms (chunks of %zu KiB; 0: one write)\n",
+              a.writes, a.bytes, a.interval_us, a.background_mb, a.background_period_ms, a.background_chunk_kb);
   std::printf("  latency (µs)    p50     p90     p99   p99.9     max    mean\n");
   for (const auto& [name, f] : {std::pair{"append", g}, std::pair{"overwrite", p}})
     std::printf("  %-10s  %7.0f %7.0f %7.0f %7.0f %7.0f %7.1f\n", name, f.p50, f.p90, f.p99, f.p999, f.max, f.mean);
   std::printf("RESULT {\"scenario\":\"fsync\",\"writes\":%zu,\"bytes\":%zu,\"interval_us\":%zu,"
-              "\"background_mb\":%zu,\"background_period_ms\":%zu,\"latency_us\":{%s,%s}}\n",
-              a.writes, a.bytes, a.interval_us, a.background_mb, a.background_period_ms,
+              "\"background_mb\":%zu,\"background_period_ms\":%zu,\"background_chunk_kb\":%zu,\"latency_us\":{%s,%s}}\n",
+              a.writes, a.bytes, a.interval_us, a.background_mb, a.background_period_ms, a.background_chunk_kb,
               json("append", g).c_str(), json("overwrite", p).c_str());
   return 0;
 }
