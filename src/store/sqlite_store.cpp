@@ -32,6 +32,7 @@
 #include "core/time.hpp"
 #include "store/key_filter.hpp"
 #include "store/message_journal.hpp"
+#include "store/paced_vfs.hpp"
 #include "store/pending_index.hpp"
 
 namespace chat::store {
@@ -255,8 +256,10 @@ class Conn {
     db_ = nullptr;
   }
 
-  result<void> open(const std::string& path, int flags, int busy_timeout_ms) {
-    const int rc = sqlite3_open_v2(path.c_str(), &db_, flags | SQLITE_OPEN_NOMUTEX, nullptr);
+  /// `vfs`: a registered VFS's name (paced_vfs()), or null for the default.
+  result<void> open(const std::string& path, int flags, int busy_timeout_ms,
+                    const char* vfs = nullptr) {
+    const int rc = sqlite3_open_v2(path.c_str(), &db_, flags | SQLITE_OPEN_NOMUTEX, vfs);
     if (rc != SQLITE_OK) {
       std::string msg = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
       return error{map_sqlite_code(rc), "cannot open database '" + path + "': " + msg};
@@ -599,6 +602,7 @@ void lower_thread_priority() {
 // replayed into the main database, which ignores ids it has.
 struct SqliteStore::Impl {
   SqliteOptions opts;
+  const char* vfs = nullptr;  // every connection to the main database opens through it
   std::unique_ptr<Conn> writer_conn;
   KnownConversations known;  // writer thread only
   KeyGeneration key_gen;     // writer thread only
@@ -1327,7 +1331,7 @@ result<void> open_journal(SqliteStore::Impl& impl) {
 
   impl.probe_conn = std::make_unique<Conn>();
   if (auto r = impl.probe_conn->open(impl.opts.path, SQLITE_OPEN_READONLY,
-                                     impl.opts.busy_timeout_ms);
+                                     impl.opts.busy_timeout_ms, impl.vfs);
       !r.ok())
     return r.err();
   (void)impl.probe_conn->exec("PRAGMA cache_size = -16384; PRAGMA mmap_size = 268435456;");
@@ -1339,7 +1343,8 @@ result<void> open_journal(SqliteStore::Impl& impl) {
   Conn& w = *impl.writer_conn;
   impl.key_gen.limit = static_cast<std::int64_t>(impl.opts.client_keys_per_generation);
   Conn scan;
-  if (auto r = scan.open(impl.opts.path, SQLITE_OPEN_READONLY, impl.opts.busy_timeout_ms); !r.ok())
+  if (auto r = scan.open(impl.opts.path, SQLITE_OPEN_READONLY, impl.opts.busy_timeout_ms, impl.vfs);
+      !r.ok())
     return r.err();
   (void)scan.exec("PRAGMA mmap_size = 0; PRAGMA cache_size = -2048;");
   {
@@ -1430,6 +1435,7 @@ result<std::unique_ptr<SqliteStore>> SqliteStore::open(const SqliteOptions& opti
   impl->opts.client_keys_per_generation =
       std::max<std::size_t>(impl->opts.client_keys_per_generation, 1);
   const std::string& path = impl->opts.path;
+  impl->vfs = impl->opts.paced_writes ? paced_vfs() : nullptr;
 
   const std::filesystem::path parent = std::filesystem::path(path).parent_path();
   if (!parent.empty()) {
@@ -1443,7 +1449,8 @@ result<std::unique_ptr<SqliteStore>> SqliteStore::open(const SqliteOptions& opti
 
   impl->writer_conn = std::make_unique<Conn>();
   Conn& w = *impl->writer_conn;
-  if (auto r = w.open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, options.busy_timeout_ms);
+  if (auto r = w.open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, options.busy_timeout_ms,
+                      impl->vfs);
       !r.ok())
     return r.err();
   // WAL lets readers run while the writer commits; FULL fsyncs each commit (acknowledged writes
@@ -1465,7 +1472,7 @@ result<std::unique_ptr<SqliteStore>> SqliteStore::open(const SqliteOptions& opti
 
   for (std::size_t i = 0; i < impl->opts.readers; ++i) {
     auto c = std::make_unique<Conn>();
-    if (auto r = c->open(path, SQLITE_OPEN_READONLY, options.busy_timeout_ms); !r.ok())
+    if (auto r = c->open(path, SQLITE_OPEN_READONLY, options.busy_timeout_ms, impl->vfs); !r.ok())
       return r.err();
     (void)c->exec("PRAGMA cache_size = -16384; PRAGMA mmap_size = 268435456;");
     if (auto r = c->prepare_all(Db::main); !r.ok())
@@ -1479,7 +1486,9 @@ result<std::unique_ptr<SqliteStore>> SqliteStore::open(const SqliteOptions& opti
   // rewritten by many commits once per checkpoint (measured with ~40 MiB autocheckpoints: a
   // third fewer bytes written per message).
   impl->checkpoint_conn = std::make_unique<Conn>();
-  if (auto r = impl->checkpoint_conn->open(path, SQLITE_OPEN_READWRITE, options.busy_timeout_ms); !r.ok())
+  if (auto r = impl->checkpoint_conn->open(path, SQLITE_OPEN_READWRITE,
+                                           options.busy_timeout_ms, impl->vfs);
+      !r.ok())
     return r.err();
   sqlite3_wal_hook(w.db(), &Impl::on_wal_commit, impl.get());
   try {

@@ -34,6 +34,10 @@ struct SqliteOptions {
   int min_commit_interval_us = 500;
   /// clientMsgIds per generation of the lookup index (see sqlite_store.cpp); tests use few.
   std::size_t client_keys_per_generation = 1 << 17;
+  /// Main database and WAL files are written back every 256 KiB (paced_vfs.hpp), so that the
+  /// indexer's and checkpoints' bursts do not queue megabytes at the disk ahead of the
+  /// journal's commits. Off: SQLite's default VFS.
+  bool paced_writes = true;
 };
 
 /// Runs a committed batch's append callbacks (see SqliteStore::set_callback_executor).

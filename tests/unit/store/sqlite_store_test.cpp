@@ -20,6 +20,7 @@
 
 #include "core/object_id.hpp"
 #include "store/message_journal.hpp"
+#include "store/paced_vfs.hpp"
 #include "store/store.hpp"
 #include "unit/store/read_state_contract.hpp"
 #include "unit/store/store_fixtures.hpp"
@@ -504,6 +505,35 @@ TEST_F(SqliteStoreTest, WalStaysBoundedUnderContinuousWrites) {
   auto page = store->conversation_page(direct_conversation_id(hex_id(1000), hex_id(9)), "", 5);
   ASSERT_TRUE(page.ok());
   EXPECT_EQ(page->messages.size(), 5u);
+}
+
+// The indexer's and checkpoints' writes reach the disk in chunks (paced_vfs.hpp), unless
+// paced_writes is off; either way the same messages are stored.
+TEST_F(SqliteStoreTest, IndexWritesAreSyncedInChunksUnlessPacingIsOff) {
+  auto index_many = [&](SqliteOptions opts) {
+    auto store = open_store(opts);
+    if (!store) return std::size_t{0};
+    std::atomic<int> ok{0};
+    for (int i = 0; i < 20'000; ++i) {  // ~3,000 conversations: megabytes of index pages
+      const auto a = hex_id(1000 + static_cast<std::uint32_t>(i % 3000));
+      store->append_message(make_message(a, hex_id(9), std::string(200, 'x')),
+                            [&](result<Appended> r) {
+                              if (r.ok()) ++ok;
+                            });
+    }
+    store->flush();
+    EXPECT_EQ(ok.load(), 20'000);
+    auto page = store->conversation_page(direct_conversation_id(hex_id(1000), hex_id(9)), "", 50);
+    return page.ok() ? page->messages.size() : std::size_t{0};
+  };
+  SqliteOptions off;
+  off.path = (dir_.path() / "unpaced" / "chat.sqlite").string();
+  off.paced_writes = false;
+  const std::uint64_t before = paced_vfs_syncs();
+  EXPECT_EQ(index_many(off), 7u);  // 20,000 messages over 3,000 conversations: 6 or 7 each
+  EXPECT_EQ(paced_vfs_syncs(), before);
+  EXPECT_EQ(index_many(SqliteOptions{}), 7u);
+  EXPECT_GT(paced_vfs_syncs(), before + 4);
 }
 
 // chatd hands each committed batch's append callbacks to an I/O strand: they must arrive there
