@@ -852,7 +852,6 @@ struct SqliteStore::Impl {
         probe_max_gen = indexed_key_gen;
       }
       last_start = std::chrono::steady_clock::now();
-      forget_indexed(indexed);
       journal_batch(batch, indexed, journaled);
       const std::size_t n = batch.size();
       {
@@ -871,6 +870,11 @@ struct SqliteStore::Impl {
       if (wake_writer) work_cv.notify_one();
       done_cv.notify_all();
       deliver_appends(batch);
+      // After the acknowledgements, and a slice at a time: an index commit makes thousands of
+      // messages forgettable at once (~1 ms of work that delayed the next commit); what
+      // waits stays findable in the pending keys meanwhile, so lookups answer the same. Twice
+      // the batch's size, so that forgetting outpaces journaling.
+      forget_indexed(indexed, std::max<std::size_t>(512, 2 * n));
       batch.clear();
     }
   }
@@ -883,9 +887,11 @@ struct SqliteStore::Impl {
       pending_client_keys.erase(KeyFilter::hash(m.sender_id, m.client_msg_id).h1, &m);
   }
 
-  /// Drops what the main database has from the pending keys (its lookups find it there).
-  void forget_indexed(std::uint64_t indexed) {
-    while (!journal_pending.empty() && journal_pending.front().seq <= indexed) {
+  /// Drops (at most `at_most` of) what the main database has from the pending keys (its
+  /// lookups find it there).
+  void forget_indexed(std::uint64_t indexed, std::size_t at_most) {
+    for (; at_most > 0 && !journal_pending.empty() && journal_pending.front().seq <= indexed;
+         --at_most) {
       const Message& m = *journal_pending.front().m;
       if (m.id > max_indexed_id) max_indexed_id = m.id;
       forget_keys(m);
