@@ -12,10 +12,9 @@
 // being filled with zeros ("overwrite": data only). --background-mb writes that many MiB to a
 // third file every --background-period-ms and syncs it, as the store's indexer and
 // checkpoints do; with --background-chunk-kb it streams them instead, a chunk at a time, as the
-// store's paced VFS (src/store/paced_vfs.hpp) does
-// (sync_file_range: start each chunk's writeback, wait for the one before), so that at most
-// two chunks are ever queued at the disk ahead of a journal sync. Prints a table, then one line
-// "RESULT {json}".
+// store's paced VFS (src/store/paced_vfs.hpp) does (sync_file_range: start each chunk's
+// write-back, wait for the one before), so that at most two chunks are ever queued at the disk
+// ahead of a journal sync. Prints a table, then one line "RESULT {json}".
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -127,7 +126,9 @@ int main(int argc, char** argv) {
   Args a;
   if (!parse(argc, argv, a)) {
     std::fputs("usage: chat-fsync-bench [--writes N] [--bytes B] [--interval-us U] [--dir DIR]\n"
-               "                        [--background-mb M] [--background-period-ms P]\n", stderr);
+               "                        [--background-mb M] [--background-period-ms P]"
+               " [--background-chunk-kb K]\n",
+               stderr);
     return 2;
   }
   namespace fs = std::filesystem;

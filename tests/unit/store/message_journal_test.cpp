@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
-#include <stdlib.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -12,26 +11,16 @@
 #include <thread>
 #include <vector>
 
+#include "unit/store/store_fixtures.hpp"
+
 namespace chat::store {
 namespace {
 
-namespace fs = std::filesystem;
-
 class MessageJournalTest : public ::testing::Test {
  protected:
-  MessageJournalTest() {
-    std::string tmpl = (fs::temp_directory_path() / "chat_journal_test_XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) std::abort();
-    dir_ = tmpl;
-  }
-  ~MessageJournalTest() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-
   MessageJournal::Options options(std::size_t segment_bytes = 1u << 20) const {
     MessageJournal::Options o;
-    o.base_path = (dir_ / "chat.db.msglog").string();
+    o.base_path = (dir_.path() / "chat.db.msglog").string();
     o.segment_bytes = segment_bytes;
     return o;
   }
@@ -92,7 +81,7 @@ class MessageJournalTest : public ::testing::Test {
     return MessageJournal::segment_path(options().base_path, n);
   }
 
-  fs::path dir_;
+  fixtures::TempDir dir_{"chat_journal_test_"};
 };
 
 TEST_F(MessageJournalTest, CommittedRecordsComeBackInOrderWithEveryField) {

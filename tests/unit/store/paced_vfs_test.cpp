@@ -2,10 +2,11 @@
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
-#include <stdlib.h>
 
 #include <filesystem>
 #include <string>
+
+#include "unit/store/store_fixtures.hpp"
 
 namespace chat::store {
 namespace {
@@ -14,16 +15,7 @@ namespace fs = std::filesystem;
 
 class PacedVfsTest : public ::testing::Test {
  protected:
-  PacedVfsTest() {
-    std::string tmpl = (fs::temp_directory_path() / "chat_paced_vfs_XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) std::abort();
-    dir_ = tmpl;
-  }
-  ~PacedVfsTest() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  std::string path() const { return (dir_ / "t.db").string(); }
+  std::string path() const { return (dir_.path() / "t.db").string(); }
 
   /// Writes `bytes` of blob in one transaction through `vfs` (null: the default) in `mode`.
   void write_blob(const char* vfs, const char* mode, int bytes) {
@@ -57,7 +49,7 @@ class PacedVfsTest : public ::testing::Test {
     return n;
   }
 
-  fs::path dir_;
+  fixtures::TempDir dir_{"chat_paced_vfs_"};
 };
 
 TEST_F(PacedVfsTest, SyncsAfterEveryChunkWrittenAndStoresTheSameBytes) {

@@ -32,24 +32,6 @@ namespace fs = std::filesystem;
 using namespace fixtures;
 using namespace std::chrono_literals;
 
-// A fresh directory per test, removed afterwards.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "chat_store_test_XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) std::abort();
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
-
 std::string hex_id(std::uint32_t n) { return make_object_id(0x65000000u + n, n); }
 
 // Blocks the writer thread inside a callback until release() is called, so a test can decide

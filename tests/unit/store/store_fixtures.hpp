@@ -1,14 +1,39 @@
 #pragma once
 // Test data and helpers shared by the store tests of every backend (SQLite here, MongoDB in
 // tests/services/store).
+#include <stdlib.h>
+
+#include <cstdlib>
+#include <filesystem>
 #include <future>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "core/object_id.hpp"
 #include "store/store.hpp"
 
 namespace chat::store::fixtures {
+
+/// A fresh directory (`<tmp>/<prefix>XXXXXX`) for one test, removed with everything in it.
+class TempDir {
+ public:
+  explicit TempDir(const std::string& prefix = "chat_store_test_") {
+    std::string tmpl = (std::filesystem::temp_directory_path() / (prefix + "XXXXXX")).string();
+    if (::mkdtemp(tmpl.data()) == nullptr) std::abort();
+    path_ = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
 
 inline User make_user(const std::string& id, const std::string& email, const std::string& name) {
   User u;
