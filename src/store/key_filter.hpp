@@ -11,8 +11,9 @@
 namespace chat::store {
 
 /// A scalable, cache-line-blocked Bloom filter (layers of doubling capacity, each ~1.2% false
-/// positives at its capacity): no false negatives, 1.25-2.5 bytes per key of capacity (bit arrays are powers
-/// of two); a lookup checks every layer (a few: the first holds `initial_capacity` keys).
+/// positives at its capacity): no false negatives, 1.25-2.5 bytes per key of capacity (bit
+/// arrays are powers of two); a lookup checks every layer (a few: the first holds
+/// `initial_capacity` keys).
 /// Not thread-safe: one owner.
 class KeyFilter {
  public:
