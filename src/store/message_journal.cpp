@@ -5,10 +5,10 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <array>
-#include <boost/crc.hpp>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -45,11 +45,14 @@ std::uint64_t get_u64(const char* p) {
   return v;
 }
 
+/// CRC-32 (ISO-HDLC: the polynomial and bit order of zlib, gzip and PNG; what journals written
+/// by earlier versions carry). zlib's is ~4x faster than a byte table (Boost's crc_32_type, used
+/// before: 2.4 % of chatd's CPU at 30,000 msg/s); records are a few hundred bytes.
 std::uint32_t crc32(std::string_view a, std::string_view b = {}) {
-  boost::crc_32_type crc;
-  crc.process_bytes(a.data(), a.size());
-  crc.process_bytes(b.data(), b.size());
-  return crc.checksum();
+  auto add = [](uLong crc, std::string_view s) {  // (zlib: a null buffer means "start over")
+    return s.empty() ? crc : ::crc32_z(crc, reinterpret_cast<const Bytef*>(s.data()), s.size());
+  };
+  return static_cast<std::uint32_t>(add(add(::crc32_z(0, nullptr, 0), a), b));
 }
 
 /// The CRC of a record: its segment's epoch, then its seq and payload (contiguous in the file).

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <boost/crc.hpp>
 #include <chrono>
 #include <filesystem>
 #include <memory>
@@ -114,6 +115,43 @@ TEST_F(MessageJournalTest, CommittedRecordsComeBackInOrderWithEveryField) {
 }
 
 // A torn last commit (here: a byte of its record changed) ends the journal before that record.
+// The on-disk checksums are CRC-32 (ISO-HDLC, Boost's crc_32_type here), as in journals written
+// by earlier versions: a change of algorithm would make an upgraded chatd drop a crashed
+// predecessor's acknowledged messages as torn records.
+TEST_F(MessageJournalTest, ChecksumsAreTheStandardCrc32) {
+  {
+    std::vector<JournalRecord> recovered;
+    auto j = open(recovered);
+    ASSERT_TRUE(j->add(7, message(7)).ok());
+    ASSERT_TRUE(j->commit().ok());
+  }
+  std::string data(4096, '\0');
+  {
+    const int fd = ::open(segment(0).c_str(), O_RDONLY);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::pread(fd, data.data(), data.size(), 0), static_cast<ssize_t>(data.size()));
+    ::close(fd);
+  }
+  auto u32 = [&](std::size_t at) {
+    std::uint32_t v = 0;
+    for (int i = 0; i < 4; ++i) v |= std::uint32_t{static_cast<unsigned char>(data[at + i])} << (8 * i);
+    return v;
+  };
+  auto crc = [&](std::initializer_list<std::pair<std::size_t, std::size_t>> ranges) {
+    boost::crc_32_type c;
+    for (auto [at, n] : ranges) c.process_bytes(data.data() + at, n);
+    return c.checksum();
+  };
+  // Header: magic, epoch, base seq (24 bytes), then their CRC. Record: payload length, the CRC
+  // of (epoch, seq, payload), seq, payload.
+  EXPECT_EQ(u32(24), crc({{0, 24}}));
+  const std::uint32_t len = u32(32);
+  ASSERT_GT(len, 0u);
+  ASSERT_LT(48 + len, data.size());
+  EXPECT_EQ(u32(36), crc({{8, 8}, {40, 8 + len}}));
+  EXPECT_EQ(seqs(reopen()), std::vector<std::uint64_t>{7});
+}
+
 TEST_F(MessageJournalTest, ReadingStopsAtTheFirstRecordThatFailsItsChecksum) {
   {
     std::vector<JournalRecord> recovered;
