@@ -14,6 +14,8 @@
 #        --skip-idle, --skip-node, --out FILE, --build (build chatd and chat-bench in build-bench first)
 # Binaries: $CHATD_BIN (default build/bin/chatd), $CHAT_BENCH_BIN (default build/bin/chat-bench,
 #           else build-bench/bin/chat-bench); both are built in build-bench (Release) when missing.
+#           chat-fsync-bench and chat-wake-bench next to chat-bench, when there, first measure
+#           the platform: a journal-sized write+fdatasync and a wake-up across the two cores.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -67,7 +69,7 @@ fi
 if [ "$BUILD" = 1 ] || [ ! -x "$CHATD" ] || [ ! -x "$BENCH" ]; then
   log "building chatd and chat-bench (Release) in build-bench"
   cmake -G Ninja -S "$ROOT" -B "$ROOT/build-bench" -DCMAKE_BUILD_TYPE=Release >/dev/null
-  ninja -C "$ROOT/build-bench" chatd chat-bench
+  ninja -C "$ROOT/build-bench" chatd chat-bench chat-fsync-bench chat-wake-bench
   [ -x "$CHATD" ] && [ "$BUILD" = 0 ] || CHATD="$ROOT/build-bench/bin/chatd"
   BENCH="$ROOT/build-bench/bin/chat-bench"
 fi
@@ -144,6 +146,25 @@ json_field() { node -e 'const v=JSON.parse(process.argv[1]); const k=process.arg
 
 LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
 log "load average before: $LOAD_BEFORE (results from a busy machine are worse)"
+
+# ---- the platform ---------------------------------------------------------------------------------------
+# What a durable commit and a cross-core wake-up cost here: both are in every chatd figure below
+# (and wake-ups in Node's), and in a virtual machine both can cost ten times what they do on bare
+# metal. Tagged like a case; report.mjs shows them under the machine.
+run_probe() {
+  local case_name="$1" bin="$2"; shift 2
+  if [ ! -x "$bin" ]; then log "$case_name: $bin not built, skipped"; return 0; fi
+  echo "$*" | sed "s|$WORK|\$WORK|g" >>"$COMMANDS"
+  log "$case_name: $*"
+  local line
+  line="$("$@" 2>"$WORK/$case_name.err" | grep '^RESULT ' | head -1 | cut -c8-)" || true
+  [ -n "$line" ] || { log "$case_name: no RESULT line"; return 0; }
+  printf '{"case":"%s","exit":0,"result":%s}\n' "$case_name" "$line" >>"$RESULTS"
+}
+PROBE_DIR="$(dirname "$BENCH")"
+run_probe platform_fsync "$PROBE_DIR/chat-fsync-bench" taskset -c "$SERVER_CORE" "$PROBE_DIR/chat-fsync-bench" \
+  --writes 2000 --bytes 2500 --interval-us 500 --dir "$WORK/fsync"
+run_probe platform_wake "$PROBE_DIR/chat-wake-bench" "$PROBE_DIR/chat-wake-bench" --cores "$SERVER_CORE,$LOAD_CORE"
 
 DM_ARGS=(--users "$USERS" --duration "$DURATION" --warmup "$WARMUP" --signup-concurrency 8)
 IDLE_ARGS=(--connections "$IDLE_CONNECTIONS" --users "$IDLE_USERS" --hold "$HOLD" --procs 2 --source-addrs 127.0.0.1+4

@@ -114,6 +114,22 @@ if (byCase.chatd_idle || byCase.node_idle) {
   row('disconnects while holding', num(get('chatd_idle', 'disconnects')), num(get('node_idle', 'disconnects')));
 }
 
+// The platform probes (chat-fsync-bench, chat-wake-bench), when compare.sh ran them.
+const platform = [];
+const us = (x) => (x === undefined ? '–' : `${num(x, x < 10 ? 2 : 0)} µs`);
+if (byCase.platform_fsync) {
+  const f = (k) => get('platform_fsync', `latency_us.overwrite.${k}`);
+  platform.push(`| write + fdatasync of ${num(get('platform_fsync', 'bytes'))} bytes in place, every ${num(get('platform_fsync', 'interval_us'))} µs (a journal commit), on core ${flag('server-core')} | p50 ${us(f('p50'))}, p99 ${us(f('p99'))}, p99.9 ${us(f('p999'))}; **${us(f('cpu_us'))} of CPU** per commit |`);
+}
+if (byCase.platform_wake) {
+  const w = (k) => get('platform_wake', k);
+  platform.push(`| waking a thread asleep on the other core | the waker's \`write()\` ${us(w('wake.write_us.mean'))} (p99 ${us(w('wake.write_us.p99'))}), the woken thread's CPU ${us(w('wake.woken_cpu_us'))} |`);
+  platform.push(`| pipe round trip between two threads: one core / two cores | ${us(w('same_core.rtt_us'))} (CPU ${us(w('same_core.cpu_us.0'))} + ${us(w('same_core.cpu_us.1'))}) / ${us(w('cross_core.rtt_us'))} (CPU ${us(w('cross_core.cpu_us.0'))} + ${us(w('cross_core.cpu_us.1'))}) |`);
+}
+const platformTable = platform.length
+  ? `\n| Platform (measured first, \`chat-fsync-bench\`, \`chat-wake-bench\`) | |\n|---|---|\n${platform.join('\n')}\n`
+  : '';
+
 const firstDate = results.map((r) => r.result?.date).find(Boolean) || new Date().toISOString();
 const generated = `${BEGIN}
 ## Latest run: ${firstDate.slice(0, 10)}
@@ -132,7 +148,8 @@ other work shared the cores and every figure below is pessimistic).
 | Kernel | ${sh('uname', ['-sr'])} |
 | OS | ${(sh('sh', ['-c', '. /etc/os-release && echo "$PRETTY_NAME"']) || 'unknown')} |
 | Open files | ${sh('sh', ['-c', 'ulimit -n'])} per process |
-
+| Virtualization | ${/^flags\s*:.*\bhypervisor\b/m.test(cpuinfo) ? 'a virtual machine (CPU flag `hypervisor`)' : 'none seen (no `hypervisor` CPU flag)'} |
+${platformTable}
 | Versions | |
 |---|---|
 | chatd | commit ${flag('commit')}, ${buildType} build (\`${flag('chatd-bin')}\`) |

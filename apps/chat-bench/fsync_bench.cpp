@@ -14,8 +14,12 @@
 // checkpoints do; with --background-chunk-kb it streams them instead, a chunk at a time, as the
 // store's paced VFS (src/store/paced_vfs.hpp) does (sync_file_range: start each chunk's
 // write-back, wait for the one before), so that at most two chunks are ever queued at the disk
-// ahead of a journal sync. Prints a table, then one line "RESULT {json}".
+// ahead of a journal sync. Besides the latencies, the CPU the writing thread spent per write and
+// fdatasync (CLOCK_THREAD_CPUTIME_ID: the kernel's work to submit the write-back and the cache
+// flush and to take their completions, which in a virtual machine includes the exits to the
+// hypervisor). Prints a table, then one line "RESULT {json}".
 #include <fcntl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -66,25 +70,40 @@ bool parse(int argc, char** argv, Args& a) {
 
 struct Figures {
   double p50 = 0, p90 = 0, p99 = 0, p999 = 0, max = 0, mean = 0;
+  double cpu_us = 0;  // the thread's CPU per write + fdatasync
 };
 
-Figures summarise(std::vector<double> us) {
+/// Each write+fdatasync's duration (µs), and the thread's CPU over all of them.
+struct Samples {
+  std::vector<double> us;
+  double cpu_us = 0;
+};
+
+Figures summarise(Samples s) {
+  std::vector<double>& us = s.us;
   std::sort(us.begin(), us.end());
   auto q = [&](double p) { return us[std::min(us.size() - 1, static_cast<std::size_t>(p * us.size()))]; };
-  Figures f{q(0.50), q(0.90), q(0.99), q(0.999), us.back(), 0};
+  const double n = static_cast<double>(us.size());
+  Figures f{q(0.50), q(0.90), q(0.99), q(0.999), us.back(), 0, s.cpu_us / n};
   for (double v : us) f.mean += v;
-  f.mean /= static_cast<double>(us.size());
+  f.mean /= n;
   return f;
 }
 
-/// Writes and syncs `a.writes` records into `path`; returns each write+fdatasync's duration (µs),
-/// or an empty vector on an I/O error (reported).
-std::vector<double> measure(const Args& a, const std::string& path, bool preallocate) {
-  std::vector<double> us;
+double thread_cpu_us() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) * 1e6 + static_cast<double>(ts.tv_nsec) / 1e3;
+}
+
+/// Writes and syncs `a.writes` records into `path`; empty samples on an I/O error (reported).
+Samples measure(const Args& a, const std::string& path, bool preallocate) {
+  Samples out;
+  std::vector<double>& us = out.us;
   const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) {
     std::perror(path.c_str());
-    return us;
+    return out;
   }
   const std::vector<char> rec(a.bytes, 'm');
   bool failed = false;
@@ -97,10 +116,12 @@ std::vector<double> measure(const Args& a, const std::string& path, bool preallo
   }
   us.reserve(a.writes);
   for (std::size_t i = 0; i < a.writes && !failed; ++i) {
+    const double c0 = thread_cpu_us();
     const auto t0 = std::chrono::steady_clock::now();
     failed = ::pwrite(fd, rec.data(), rec.size(), static_cast<off_t>(i * a.bytes)) != static_cast<ssize_t>(rec.size()) ||
              ::fdatasync(fd) != 0;
     us.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
+    out.cpu_us += thread_cpu_us() - c0;
     if (a.interval_us) std::this_thread::sleep_for(std::chrono::microseconds(a.interval_us));
   }
   if (failed) {
@@ -109,14 +130,15 @@ std::vector<double> measure(const Args& a, const std::string& path, bool preallo
   }
   ::close(fd);
   ::unlink(path.c_str());
-  return us;
+  return out;
 }
 
 std::string json(const char* name, const Figures& f) {
   char buf[256];
   std::snprintf(buf, sizeof buf,
-                "\"%s\":{\"p50\":%.0f,\"p90\":%.0f,\"p99\":%.0f,\"p999\":%.0f,\"max\":%.0f,\"mean\":%.1f}", name,
-                f.p50, f.p90, f.p99, f.p999, f.max, f.mean);
+                "\"%s\":{\"p50\":%.0f,\"p90\":%.0f,\"p99\":%.0f,\"p999\":%.0f,\"max\":%.0f,\"mean\":%.1f,"
+                "\"cpu_us\":%.1f}",
+                name, f.p50, f.p90, f.p99, f.p999, f.max, f.mean, f.cpu_us);
   return buf;
 }
 
@@ -175,20 +197,21 @@ int main(int argc, char** argv) {
       ::unlink(path.c_str());
     });
   }
-  const std::vector<double> grow = measure(a, a.dir + "/append.bin", false);
-  const std::vector<double> in_place = grow.empty() ? grow : measure(a, a.dir + "/overwrite.bin", true);
+  const Samples grow = measure(a, a.dir + "/append.bin", false);
+  const Samples in_place = grow.us.empty() ? grow : measure(a, a.dir + "/overwrite.bin", true);
   stop = true;
   if (background.joinable()) background.join();
   if (temp_dir) fs::remove_all(a.dir, ec);
-  if (grow.empty() || in_place.empty()) return 1;
+  if (grow.us.empty() || in_place.us.empty()) return 1;
 
   const Figures g = summarise(grow), p = summarise(in_place);
   std::printf("chat-fsync-bench: %zu writes of %zu bytes, each followed by fdatasync, every %zu µs; "
               "background %zu MiB every %zu ms (chunks of %zu KiB; 0: one write)\n",
               a.writes, a.bytes, a.interval_us, a.background_mb, a.background_period_ms, a.background_chunk_kb);
-  std::printf("  latency (µs)    p50     p90     p99   p99.9     max    mean\n");
+  std::printf("  latency (µs)    p50     p90     p99   p99.9     max    mean   CPU/sync (µs)\n");
   for (const auto& [name, f] : {std::pair{"append", g}, std::pair{"overwrite", p}})
-    std::printf("  %-10s  %7.0f %7.0f %7.0f %7.0f %7.0f %7.1f\n", name, f.p50, f.p90, f.p99, f.p999, f.max, f.mean);
+    std::printf("  %-10s  %7.0f %7.0f %7.0f %7.0f %7.0f %7.1f   %7.1f\n", name, f.p50, f.p90, f.p99,
+                f.p999, f.max, f.mean, f.cpu_us);
   std::printf("RESULT {\"scenario\":\"fsync\",\"writes\":%zu,\"bytes\":%zu,\"interval_us\":%zu,"
               "\"background_mb\":%zu,\"background_period_ms\":%zu,\"background_chunk_kb\":%zu,\"latency_us\":{%s,%s}}\n",
               a.writes, a.bytes, a.interval_us, a.background_mb, a.background_period_ms, a.background_chunk_kb,

@@ -1,0 +1,228 @@
+// chat-wake-bench: what it costs this machine to wake a sleeping thread, on the same core and on
+// the other one. A server's work per message includes such wake-ups (a client's bytes wake its
+// I/O thread, a commit wakes the thread that acknowledges): on bare metal they cost a microsecond
+// or two, in some virtual machines ten times that, and that cost is then part of every figure
+// chat-bench reports.
+//
+//   chat-wake-bench [--iterations 20000] [--cores 0,1] [--gap-us 200]
+//
+// Three measurements, over pipes, one byte at a time:
+// - same core: two threads on the first core answer each other: the round trip, and each
+//   thread's CPU per round trip (CLOCK_THREAD_CPUTIME_ID);
+// - two cores: the same with the second thread on the second core (each round trip wakes a
+//   sleeping thread on the other core twice);
+// - one wake: a thread on the first core writes a byte every --gap-us (busy-waiting in between,
+//   so that its core never sleeps) to a thread on the second core that sleeps in read(): the
+//   write()'s duration is what a wake-up costs the waker (the inter-processor interrupt), and
+//   the sleeper's CPU per wake what it costs the woken thread.
+// Prints a table, then one line "RESULT {json}".
+#include <pthread.h>
+#include <sched.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace {
+
+struct Args {
+  std::size_t iterations = 20000;
+  int core_a = 0;
+  int core_b = 1;
+  std::size_t gap_us = 200;
+};
+
+bool parse_num(const std::string& v, auto& out) {
+  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
+  return ec == std::errc{} && p == v.data() + v.size();
+}
+
+bool parse(int argc, char** argv, Args& a) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string k = argv[i];
+    if (i + 1 >= argc) return false;
+    const std::string v = argv[++i];
+    bool ok = true;
+    if (k == "--iterations") {
+      ok = parse_num(v, a.iterations) && a.iterations > 0;
+    } else if (k == "--gap-us") {
+      ok = parse_num(v, a.gap_us);
+    } else if (k == "--cores") {
+      const auto comma = v.find(',');
+      ok = comma != std::string::npos && parse_num(v.substr(0, comma), a.core_a) &&
+           parse_num(v.substr(comma + 1), a.core_b) && a.core_a >= 0 && a.core_b >= 0 &&
+           a.core_a != a.core_b;
+    } else {
+      ok = false;
+    }
+    if (!ok) return false;
+  }
+  return true;
+}
+
+bool pin(int core) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(core, &set);
+  return ::pthread_setaffinity_np(::pthread_self(), sizeof set, &set) == 0;
+}
+
+double thread_cpu_us() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) * 1e6 + static_cast<double>(ts.tv_nsec) / 1e3;
+}
+
+double now_us() {
+  const auto t = std::chrono::steady_clock::now().time_since_epoch();
+  return std::chrono::duration<double, std::micro>(t).count();
+}
+
+struct Pipe {
+  int fd[2] = {-1, -1};
+  Pipe() {
+    if (::pipe(fd) != 0) fd[0] = fd[1] = -1;
+  }
+  ~Pipe() {
+    for (int f : fd)
+      if (f >= 0) ::close(f);
+  }
+  bool ok() const { return fd[0] >= 0; }
+};
+
+bool put(int fd) {
+  const char c = 'w';
+  return ::write(fd, &c, 1) == 1;
+}
+bool get(int fd) {
+  char c;
+  return ::read(fd, &c, 1) == 1;
+}
+
+struct RoundTrip {
+  bool ok = false;
+  double rtt_us = 0;       // mean
+  double cpu_first = 0;    // µs of CPU per round trip, the initiating thread
+  double cpu_second = 0;   // and the answering one
+};
+
+/// Ping-pong between a thread on `first` (this one) and one on `second`.
+RoundTrip round_trip(const Args& a, int first, int second) {
+  RoundTrip r;
+  Pipe there, back;
+  if (!there.ok() || !back.ok()) return r;
+  bool pinned_second = false;
+  double answer_cpu = 0;
+  std::thread answerer([&] {
+    pinned_second = pin(second);
+    const double c0 = thread_cpu_us();
+    for (std::size_t i = 0; i < a.iterations; ++i)
+      if (!get(there.fd[0]) || !put(back.fd[1])) return;
+    answer_cpu = thread_cpu_us() - c0;
+  });
+  const bool pinned_first = pin(first);
+  const double c0 = thread_cpu_us(), t0 = now_us();
+  bool ok = true;
+  for (std::size_t i = 0; i < a.iterations && ok; ++i) ok = put(there.fd[1]) && get(back.fd[0]);
+  const double t1 = now_us(), c1 = thread_cpu_us();
+  if (!ok) ::close(std::exchange(there.fd[1], -1));  // let the answerer's read end
+  answerer.join();
+  const double n = static_cast<double>(a.iterations);
+  r.ok = ok && pinned_first && pinned_second;
+  r.rtt_us = (t1 - t0) / n;
+  r.cpu_first = (c1 - c0) / n;
+  r.cpu_second = answer_cpu / n;
+  return r;
+}
+
+struct OneWake {
+  bool ok = false;
+  double write_p50 = 0, write_p99 = 0, write_mean = 0;  // µs, the waker's write()
+  double sleeper_cpu = 0;                                // µs of CPU per wake, the woken thread
+};
+
+OneWake one_wake(const Args& a) {
+  OneWake w;
+  Pipe p;
+  if (!p.ok()) return w;
+  bool pinned_sleeper = false;
+  double sleeper_cpu = 0;
+  std::thread sleeper([&] {
+    pinned_sleeper = pin(a.core_b);
+    const double c0 = thread_cpu_us();
+    for (std::size_t i = 0; i < a.iterations; ++i)
+      if (!get(p.fd[0])) return;
+    sleeper_cpu = thread_cpu_us() - c0;
+  });
+  const bool pinned_waker = pin(a.core_a);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // the sleeper is in read()
+  std::vector<double> us;
+  us.reserve(a.iterations);
+  bool ok = true;
+  for (std::size_t i = 0; i < a.iterations && ok; ++i) {
+    const double t0 = now_us();
+    ok = put(p.fd[1]);
+    const double t1 = now_us();
+    us.push_back(t1 - t0);
+    while (now_us() - t1 < static_cast<double>(a.gap_us)) {
+    }  // busy: this core stays awake, the other one goes back to sleep
+  }
+  if (!ok) ::close(std::exchange(p.fd[1], -1));
+  sleeper.join();
+  if (us.empty()) return w;
+  std::sort(us.begin(), us.end());
+  auto q = [&](double f) {
+    const auto at = static_cast<std::size_t>(f * static_cast<double>(us.size()));
+    return us[std::min(us.size() - 1, at)];
+  };
+  double sum = 0;
+  for (double v : us) sum += v;
+  w.ok = ok && pinned_waker && pinned_sleeper;
+  w.write_p50 = q(0.5);
+  w.write_p99 = q(0.99);
+  w.write_mean = sum / static_cast<double>(us.size());
+  w.sleeper_cpu = sleeper_cpu / static_cast<double>(a.iterations);
+  return w;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args a;
+  if (!parse(argc, argv, a)) {
+    std::fputs("usage: chat-wake-bench [--iterations N] [--cores A,B] [--gap-us G]\n", stderr);
+    return 2;
+  }
+  const RoundTrip same = round_trip(a, a.core_a, a.core_a);
+  const RoundTrip cross = round_trip(a, a.core_a, a.core_b);
+  const OneWake wake = one_wake(a);
+  if (!same.ok || !cross.ok || !wake.ok) {
+    std::fprintf(stderr, "chat-wake-bench: cannot run on cores %d and %d (pinning failed)\n",
+                 a.core_a, a.core_b);
+    return 1;
+  }
+  std::printf("chat-wake-bench: %zu round trips of one byte over pipes; cores %d and %d\n",
+              a.iterations, a.core_a, a.core_b);
+  std::printf("  %-26s %12s %22s\n", "", "round trip", "CPU per round trip");
+  for (const auto& [name, r] : {std::pair{"both threads on one core", same},
+                                std::pair{"one thread on each core", cross}})
+    std::printf("  %-26s %9.2f us %12.2f + %.2f us\n", name, r.rtt_us, r.cpu_first, r.cpu_second);
+  std::printf("  waking a thread asleep on the other core (every %zu us): the waker's write()\n"
+              "  p50 %.2f us, p99 %.2f us, mean %.2f us; the woken thread's CPU %.2f us per wake\n",
+              a.gap_us, wake.write_p50, wake.write_p99, wake.write_mean, wake.sleeper_cpu);
+  std::printf("RESULT {\"scenario\":\"wake\",\"iterations\":%zu,\"cores\":[%d,%d],\"gap_us\":%zu,"
+              "\"same_core\":{\"rtt_us\":%.2f,\"cpu_us\":[%.2f,%.2f]},"
+              "\"cross_core\":{\"rtt_us\":%.2f,\"cpu_us\":[%.2f,%.2f]},\"wake\":{\"write_us\":"
+              "{\"p50\":%.2f,\"p99\":%.2f,\"mean\":%.2f},\"woken_cpu_us\":%.2f}}\n",
+              a.iterations, a.core_a, a.core_b, a.gap_us, same.rtt_us, same.cpu_first,
+              same.cpu_second, cross.rtt_us, cross.cpu_first, cross.cpu_second, wake.write_p50,
+              wake.write_p99, wake.write_mean, wake.sleeper_cpu);
+  return 0;
+}
