@@ -1,10 +1,7 @@
 #include "store/key_filter.hpp"
 
-#include <sys/mman.h>
-
 #include <bit>
 #include <functional>
-#include <new>
 
 #include "core/hash.hpp"
 
@@ -16,27 +13,6 @@ KeyFilter::Hashes KeyFilter::hash(std::string_view a, std::string_view b) {
   const std::uint64_t hb = std::hash<std::string_view>{}(b);
   const std::uint64_t h1 = mix64(ha ^ mix64(hb + 0x9e3779b97f4a7c15ULL));
   return {h1, mix64(h1 ^ ha) | 1};
-}
-
-KeyFilter::Words::Words(std::size_t n) : n_(n) {
-  void* p = ::mmap(nullptr, n * sizeof(std::uint64_t), PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) throw std::bad_alloc();
-  (void)::madvise(p, n * sizeof(std::uint64_t), MADV_HUGEPAGE);  // advisory: fine if refused
-  p_ = static_cast<std::uint64_t*>(p);
-}
-
-KeyFilter::Words& KeyFilter::Words::operator=(Words&& o) noexcept {
-  if (this != &o) {
-    if (p_) ::munmap(p_, n_ * sizeof(std::uint64_t));
-    p_ = std::exchange(o.p_, nullptr);
-    n_ = std::exchange(o.n_, 0);
-  }
-  return *this;
-}
-
-KeyFilter::Words::~Words() {
-  if (p_) ::munmap(p_, n_ * sizeof(std::uint64_t));
 }
 
 KeyFilter::KeyFilter(std::size_t initial_capacity) {
@@ -51,7 +27,7 @@ void KeyFilter::add_layer(std::size_t capacity) {
   const std::uint64_t bits = std::bit_ceil(static_cast<std::uint64_t>(capacity) * 10);
   const std::uint64_t blocks = bits < kBlockBits ? 1 : bits / kBlockBits;
   Layer l;
-  l.words = Words(blocks * kBlockWords);
+  l.words = HugeArray<std::uint64_t>(blocks * kBlockWords);
   l.block_mask = blocks - 1;
   l.capacity = capacity;
   layers_.push_back(std::move(l));

@@ -8,6 +8,8 @@
 #include <utility>
 #include <vector>
 
+#include "store/huge_array.hpp"
+
 namespace chat::store {
 
 /// A scalable, cache-line-blocked Bloom filter (layers of doubling capacity, each ~1.2% false
@@ -35,33 +37,21 @@ class KeyFilter {
   /// False: (a, b) was never added. True: it may have been.
   bool may_contain(std::string_view a, std::string_view b) const { return may_contain(hash(a, b)); }
   bool may_contain(const Hashes& h) const;
+  /// Starts fetching the blocks may_contain(h) and add(h) will read (one per layer).
+  void prefetch(const Hashes& h) const {
+    for (const Layer& l : layers_) __builtin_prefetch(l.block(h.h1));
+  }
 
   std::size_t size() const { return count_; }
   std::size_t layers() const { return layers_.size(); }
   std::size_t memory_bytes() const;
 
  private:
-  /// Zeroed words in their own anonymous mapping, in huge pages where the kernel allows it
-  /// (MADV_HUGEPAGE): a random access per key otherwise costs a TLB miss as well.
-  class Words {
-   public:
-    Words() = default;
-    explicit Words(std::size_t n);
-    Words(Words&& o) noexcept : p_(std::exchange(o.p_, nullptr)), n_(std::exchange(o.n_, 0)) {}
-    Words& operator=(Words&& o) noexcept;
-    ~Words();
-    std::uint64_t* data() const { return p_; }
-    std::size_t size() const { return n_; }
-
-   private:
-    std::uint64_t* p_ = nullptr;
-    std::size_t n_ = 0;
-  };
   static constexpr int kProbes = 7;  // 7 × 9 bits of h2 pick the bits within a block
   static constexpr unsigned kBlockBits = 512;
   static constexpr std::size_t kBlockWords = kBlockBits / 64;
   struct Layer {
-    Words words;                       // page-aligned: every block is one cache line
+    HugeArray<std::uint64_t> words;    // page-aligned: every block is one cache line
     std::uint64_t block_mask = 0;      // block count - 1 (a power of two)
     std::size_t capacity = 0;
     std::size_t count = 0;

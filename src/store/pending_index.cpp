@@ -7,7 +7,7 @@ namespace chat::store {
 
 PendingIndex::PendingIndex(std::size_t initial_capacity) {
   const std::size_t n = std::bit_ceil(initial_capacity < 16 ? std::size_t{16} : initial_capacity);
-  slots_.resize(n);
+  slots_ = HugeArray<Slot>(n);
   mask_ = n - 1;
 }
 
@@ -18,7 +18,7 @@ void PendingIndex::place(Slot s) {
 }
 
 void PendingIndex::grow() {
-  std::vector<Slot> old(slots_.size() * 2);
+  HugeArray<Slot> old(slots_.size() * 2);
   old.swap(slots_);
   mask_ = slots_.size() - 1;
   for (const Slot& s : old)

@@ -7,7 +7,8 @@
 // keeps an entry in one 16-byte slot of one array.
 #include <cstddef>
 #include <cstdint>
-#include <vector>
+
+#include "store/huge_array.hpp"
 
 namespace chat::store {
 
@@ -34,6 +35,9 @@ class PendingIndex {
     return nullptr;
   }
 
+  /// Starts fetching the slot where a probe for `hash` begins (ahead of insert/erase/find).
+  void prefetch(std::uint64_t hash) const { __builtin_prefetch(&slots_[hash & mask_]); }
+
   std::size_t size() const { return size_; }
   std::size_t capacity() const { return slots_.size(); }
 
@@ -45,7 +49,7 @@ class PendingIndex {
   void place(Slot s);
   void grow();
 
-  std::vector<Slot> slots_;
+  HugeArray<Slot> slots_;  // several MiB when many messages wait: on huge pages
   std::size_t mask_ = 0;
   std::size_t size_ = 0;
 };

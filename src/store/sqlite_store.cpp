@@ -527,6 +527,9 @@ struct AppendJob {
   Message m;
   Store::AppendCallback done;
   std::optional<result<Appended>> staged;
+  // Computed (and their table slots prefetched) a few jobs ahead by the journal thread.
+  std::uint64_t id_h = 0;
+  KeyFilter::Hashes key{0, 0};  // when m.client_msg_id is not empty
 };
 
 using MessagePtr = std::shared_ptr<const Message>;
@@ -535,6 +538,11 @@ using MessagePtr = std::shared_ptr<const Message>;
 struct IndexItem {
   std::uint64_t seq = 0;
   MessagePtr m;
+  // The message's keys in the pending indexes (journal_pending's items), so that forgetting it
+  // needs no hashing and its slots can be fetched ahead.
+  std::uint64_t id_h = 0;
+  std::uint64_t key_h = 0;  // when has_key
+  bool has_key = false;
 };
 
 /// Inserts a message (and its conversation and members, unless known) into the main database.
@@ -881,22 +889,44 @@ struct SqliteStore::Impl {
 
   /// Removes a journaled message's id and clientMsgId from the pending indexes (before the
   /// message leaves journal_pending, which owns the messages the indexes point to).
-  void forget_keys(const Message& m) {
-    pending_ids.erase(id_hash(m.id), &m);
-    if (!m.client_msg_id.empty())
-      pending_client_keys.erase(KeyFilter::hash(m.sender_id, m.client_msg_id).h1, &m);
+  void forget_keys(const IndexItem& item) {
+    pending_ids.erase(item.id_h, item.m.get());
+    if (item.has_key) pending_client_keys.erase(item.key_h, item.m.get());
   }
+
+  // How far ahead the journal thread fetches what it is about to touch: the tables are several
+  // MiB and probed at random (a cache miss each), the messages to forget were written long ago.
+  static constexpr std::size_t kFetchAhead = 8;
 
   /// Drops (at most `at_most` of) what the main database has from the pending keys (its
   /// lookups find it there).
   void forget_indexed(std::uint64_t indexed, std::size_t at_most) {
+    auto fetch = [&](std::size_t i) {
+      if (i >= journal_pending.size()) return;
+      const IndexItem& it = journal_pending[i];
+      __builtin_prefetch(it.m.get());
+      pending_ids.prefetch(it.id_h);
+      if (it.has_key) pending_client_keys.prefetch(it.key_h);
+    };
+    for (std::size_t i = 0; i < kFetchAhead; ++i) fetch(i);
     for (; at_most > 0 && !journal_pending.empty() && journal_pending.front().seq <= indexed;
          --at_most) {
-      const Message& m = *journal_pending.front().m;
-      if (m.id > max_indexed_id) max_indexed_id = m.id;
-      forget_keys(m);
+      fetch(kFetchAhead);
+      const IndexItem& item = journal_pending.front();
+      if (item.m->id > max_indexed_id) max_indexed_id = item.m->id;
+      forget_keys(item);
       journal_pending.pop_front();
     }
+  }
+
+  /// Hashes a job's keys and fetches the slots journal_one() will probe.
+  void prepare_keys(AppendJob& job) {
+    job.id_h = id_hash(job.m.id);
+    pending_ids.prefetch(job.id_h);
+    if (job.m.client_msg_id.empty()) return;
+    job.key = KeyFilter::hash(job.m.sender_id, job.m.client_msg_id);
+    client_key_filter->prefetch(job.key);
+    pending_client_keys.prefetch(job.key.h1);
   }
 
   /// One journal commit for the batch: releases what the main database has durably, checks
@@ -909,7 +939,7 @@ struct SqliteStore::Impl {
       j.discard();
       if (probe_conn->in_transaction()) (void)probe_conn->run(kRollback, "end read");
       while (journal_pending.size() > pending_before) {  // not journaled after all
-        forget_keys(*journal_pending.back().m);
+        forget_keys(journal_pending.back());
         journal_pending.pop_back();
       }
       journaled.clear();
@@ -923,10 +953,13 @@ struct SqliteStore::Impl {
     }
     // One read snapshot of the main database for the batch's lookups.
     if (auto r = probe_conn->run(kBeginRead, "begin read"); !r.ok()) return fail_all(r.err());
-    for (auto& job : batch) {
-      if (auto e = journal_one(*job, journaled)) {
+    for (std::size_t i = 0; i < kFetchAhead && i < batch.size(); ++i) prepare_keys(*batch[i]);
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      if (i + kFetchAhead < batch.size()) prepare_keys(*batch[i + kFetchAhead]);
+      AppendJob& job = *batch[i];
+      if (auto e = journal_one(job, journaled)) {
         if (e->code == errc::unavailable) return fail_all(*e);
-        job->staged.emplace(std::move(*e));
+        job.staged.emplace(std::move(*e));
       }
     }
     (void)probe_conn->run(kCommit, "end read");
@@ -934,14 +967,14 @@ struct SqliteStore::Impl {
     commits.fetch_add(1, std::memory_order_relaxed);
   }
 
-  /// Checks and journals one append (its staged result on success or duplicate).
+  /// Checks and journals one append (its staged result on success or duplicate); its keys are
+  /// hashed (prepare_keys).
   std::optional<error> journal_one(AppendJob& job, std::vector<IndexItem>& journaled) {
     Message& m = job.m;
     if (m.id.empty() || m.conversation_id.empty() || m.sender_id.empty() || m.receiver_id.empty())
       return error{errc::invalid_argument, "message needs id, conversation, sender and receiver"};
     const bool has_key = !m.client_msg_id.empty();
-    const KeyFilter::Hashes key = has_key ? KeyFilter::hash(m.sender_id, m.client_msg_id)
-                                          : KeyFilter::Hashes{0, 0};
+    const KeyFilter::Hashes& key = job.key;
     if (has_key && client_key_filter->may_contain(key)) {
       // A retry of a clientMsgId (or a false positive): the first message, from the journal or
       // the main database.
@@ -961,7 +994,7 @@ struct SqliteStore::Impl {
     }
     const error id_taken{errc::internal, "a message with this id exists (ids are unique)"};
     if (m.id <= max_id &&
-        pending_ids.find(id_hash(m.id), [&](const Message& p) { return p.id == m.id; }))
+        pending_ids.find(job.id_h, [&](const Message& p) { return p.id == m.id; }))
       return id_taken;
     if (m.id <= max_indexed_id) {  // rare: ids grow, and are indexed a little later
       Stmt s(*probe_conn, kMsgIdExists);
@@ -975,12 +1008,12 @@ struct SqliteStore::Impl {
     ++next_seq;
     auto shared = std::make_shared<const Message>(m);
     if (m.id > max_id) max_id = m.id;
-    pending_ids.insert(id_hash(shared->id), shared.get());
+    pending_ids.insert(job.id_h, shared.get());
     if (has_key) {
       client_key_filter->add(key);
       pending_client_keys.insert(key.h1, shared.get());
     }
-    journal_pending.push_back(IndexItem{seq, shared});
+    journal_pending.push_back(IndexItem{seq, shared, job.id_h, key.h1, has_key});
     journaled.push_back(IndexItem{seq, std::move(shared)});
     job.staged.emplace(Appended{std::move(m), false});
     return std::nullopt;
