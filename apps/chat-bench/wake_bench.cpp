@@ -4,7 +4,10 @@
 // or two, in some virtual machines ten times that, and that cost is then part of every figure
 // chat-bench reports.
 //
-//   chat-wake-bench [--iterations 20000] [--cores 0,1] [--gap-us 200]
+//   chat-wake-bench [--iterations 20000] [--cores A,B] [--gap-us 200]
+//
+// --cores: the two cores (default: the first two this process may run on; with only one, it
+// says so and exits with status 77, "skipped").
 //
 // Three measurements, over pipes, one byte at a time:
 // - same core: two threads on the first core answer each other: the round trip, and each
@@ -34,10 +37,23 @@ namespace {
 
 struct Args {
   std::size_t iterations = 20000;
-  int core_a = 0;
-  int core_b = 1;
+  int core_a = -1;  // -1: the first two allowed cores
+  int core_b = -1;
   std::size_t gap_us = 200;
 };
+
+/// The first two cores of this process's affinity mask; false when it has fewer.
+bool first_two_cores(int& a, int& b) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (::sched_getaffinity(0, sizeof set, &set) != 0) return false;
+  a = b = -1;
+  for (int c = 0; c < CPU_SETSIZE && b < 0; ++c) {
+    if (!CPU_ISSET(c, &set)) continue;
+    (a < 0 ? a : b) = c;
+  }
+  return b >= 0;
+}
 
 bool parse_num(const std::string& v, auto& out) {
   auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
@@ -199,6 +215,10 @@ int main(int argc, char** argv) {
   if (!parse(argc, argv, a)) {
     std::fputs("usage: chat-wake-bench [--iterations N] [--cores A,B] [--gap-us G]\n", stderr);
     return 2;
+  }
+  if (a.core_a < 0 && !first_two_cores(a.core_a, a.core_b)) {
+    std::fputs("chat-wake-bench: this process may run on one core only: skipped\n", stderr);
+    return 77;
   }
   const RoundTrip same = round_trip(a, a.core_a, a.core_a);
   const RoundTrip cross = round_trip(a, a.core_a, a.core_b);
