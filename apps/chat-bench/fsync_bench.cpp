@@ -19,7 +19,6 @@
 // flush and to take their completions, which in a virtual machine includes the exits to the
 // hypervisor). Prints a table, then one line "RESULT {json}".
 #include <fcntl.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -33,7 +32,11 @@
 #include <thread>
 #include <vector>
 
+#include "proc_stats.hpp"
+
 namespace {
+
+using chat::bench::thread_cpu_us;
 
 struct Args {
   std::size_t writes = 4000;
@@ -90,11 +93,6 @@ Figures summarise(Samples s) {
   return f;
 }
 
-double thread_cpu_us() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) * 1e6 + static_cast<double>(ts.tv_nsec) / 1e3;
-}
 
 /// Writes and syncs `a.writes` records into `path`; empty samples on an I/O error (reported).
 Samples measure(const Args& a, const std::string& path, bool preallocate) {

@@ -1,5 +1,6 @@
 #include "proc_stats.hpp"
 
+#include <time.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -13,6 +14,12 @@ std::int64_t now_ns() noexcept {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
       .count();
+}
+
+double thread_cpu_us() noexcept {
+  timespec ts{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) * 1e6 + static_cast<double>(ts.tv_nsec) / 1e3;
 }
 
 std::optional<ProcSample> sample_process(int pid) {

@@ -1,5 +1,6 @@
 #pragma once
-// Reads a process's resident memory and CPU time from /proc (Linux only).
+// Reads a process's resident memory and CPU time from /proc (Linux only), and this thread's CPU
+// time.
 #include <cstdint>
 #include <optional>
 
@@ -19,5 +20,8 @@ double cpu_percent(const ProcSample& a, const ProcSample& b);
 
 /// steady_clock now, in nanoseconds (CLOCK_MONOTONIC: comparable between processes).
 std::int64_t now_ns() noexcept;
+
+/// CPU time the calling thread has used, in µs (CLOCK_THREAD_CPUTIME_ID).
+double thread_cpu_us() noexcept;
 
 }  // namespace chat::bench

@@ -21,7 +21,6 @@
 // Prints a table, then one line "RESULT {json}".
 #include <pthread.h>
 #include <sched.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -33,7 +32,12 @@
 #include <utility>
 #include <vector>
 
+#include "proc_stats.hpp"
+
 namespace {
+
+using chat::bench::now_ns;
+using chat::bench::thread_cpu_us;
 
 struct Args {
   std::size_t iterations = 20000;
@@ -90,16 +94,8 @@ bool pin(int core) {
   return ::pthread_setaffinity_np(::pthread_self(), sizeof set, &set) == 0;
 }
 
-double thread_cpu_us() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) * 1e6 + static_cast<double>(ts.tv_nsec) / 1e3;
-}
 
-double now_us() {
-  const auto t = std::chrono::steady_clock::now().time_since_epoch();
-  return std::chrono::duration<double, std::micro>(t).count();
-}
+double now_us() { return static_cast<double>(now_ns()) / 1e3; }
 
 struct Pipe {
   int fd[2] = {-1, -1};

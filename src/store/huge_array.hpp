@@ -4,7 +4,6 @@
 // all over several MiB, so that with 4 KiB pages nearly every probe also missed the TLB (and in a
 // virtual machine a TLB miss walks two sets of page tables). A 2 MiB page covers 512 of them.
 #include <cstddef>
-#include <cstring>
 #include <type_traits>
 #include <utility>
 

@@ -45,7 +45,7 @@ TEST(HugeArrayTest, LargeArraysStartOnAHugePageBoundaryAndSpanWholeHugePages) {
   // Asked for huge pages (the mapping's VmFlags show "hg"; whether THP then backs it is the
   // kernel's choice).
   std::ifstream smaps("/proc/self/smaps");
-  std::string line, start;
+  std::string line;
   bool found = false, advised = false;
   char buf[32];
   const auto at = static_cast<unsigned long>(reinterpret_cast<std::uintptr_t>(exact.data()));

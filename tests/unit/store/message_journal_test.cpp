@@ -114,7 +114,6 @@ TEST_F(MessageJournalTest, CommittedRecordsComeBackInOrderWithEveryField) {
   EXPECT_EQ(got.updated_at, want.updated_at);
 }
 
-// A torn last commit (here: a byte of its record changed) ends the journal before that record.
 // The on-disk checksums are CRC-32 (ISO-HDLC, Boost's crc_32_type here), as in journals written
 // by earlier versions: a change of algorithm would make an upgraded chatd drop a crashed
 // predecessor's acknowledged messages as torn records.
@@ -134,7 +133,8 @@ TEST_F(MessageJournalTest, ChecksumsAreTheStandardCrc32) {
   }
   auto u32 = [&](std::size_t at) {
     std::uint32_t v = 0;
-    for (int i = 0; i < 4; ++i) v |= std::uint32_t{static_cast<unsigned char>(data[at + i])} << (8 * i);
+    for (int i = 0; i < 4; ++i)
+      v |= std::uint32_t{static_cast<unsigned char>(data[at + i])} << (8 * i);
     return v;
   };
   auto crc = [&](std::initializer_list<std::pair<std::size_t, std::size_t>> ranges) {
@@ -152,6 +152,7 @@ TEST_F(MessageJournalTest, ChecksumsAreTheStandardCrc32) {
   EXPECT_EQ(seqs(reopen()), std::vector<std::uint64_t>{7});
 }
 
+// A torn last commit (here: a byte of its record changed) ends the journal before that record.
 TEST_F(MessageJournalTest, ReadingStopsAtTheFirstRecordThatFailsItsChecksum) {
   {
     std::vector<JournalRecord> recovered;
