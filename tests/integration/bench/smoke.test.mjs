@@ -3,36 +3,13 @@
 // every acknowledged message delivered exactly once, the RESULT line is valid JSON with the
 // documented fields, and a run that meets errors reports them and exits non-zero.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 
+import { runBench as bench } from '../lib/bench.mjs';
 import { makeTempDir, startChatd, stopAll } from '../lib/chatd.mjs';
 
-const BENCH_BIN = process.env.CHAT_BENCH_BIN || '/work/main/build-bench/bin/chat-bench';
 const OFF = ['--rate-limit-messages', 'off'];
-
-/** Runs chat-bench to completion; returns {code, stdout, stderr, result (parsed RESULT line)}. */
-function bench(args, timeoutMs = 120000) {
-  return new Promise((resolve, reject) => {
-    const p = spawn(BENCH_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.setEncoding('utf8');
-    p.stderr.setEncoding('utf8');
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
-    p.on('error', (e) => reject(new Error(`cannot run ${BENCH_BIN}: ${e.message}`)));
-    p.on('exit', (code) => {
-      clearTimeout(timer);
-      const lines = stdout.split('\n').filter((l) => l.startsWith('RESULT '));
-      let result;
-      if (lines.length === 1) result = JSON.parse(lines[0].slice('RESULT '.length));
-      resolve({ code, stdout, stderr, lines: lines.length, result, describe: `chat-bench ${args.join(' ')}\n${stdout}\n${stderr}` });
-    });
-  });
-}
 
 let srv;
 let usersFile;
