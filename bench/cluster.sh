@@ -573,12 +573,13 @@ drain() {
   local limit=$1 t0 lag written i zeros=0 last=-1 still=0
   t0=$(now_s)
   STALLED=0
+  DRAINED=0
   for i in $(seq 1 $((limit * 2))); do
     read -r lag written < <(python3 "$TOOL" lag "$W_URL")
     # The lag is refreshed every second and is 0 before the partitions are assigned: done after
     # three zero readings once the worker has written something.
     if [ "$lag" = 0 ] && [ "$written" -gt 0 ]; then zeros=$((zeros + 1)); else zeros=0; fi
-    [ "$zeros" -ge 3 ] && break
+    if [ "$zeros" -ge 3 ]; then DRAINED=1; break; fi
     # No progress for 30 s with a backlog: the worker is stuck (e.g. retrying a write that times out).
     if [ "$written" = "$last" ] && [ "$lag" != 0 ]; then still=$((still + 1)); else still=0; last=$written; fi
     if [ "$still" -ge 60 ]; then STALLED=1; break; fi
@@ -633,7 +634,9 @@ if [ "$FERRET_HUNG" = 0 ]; then
   ferret_ok || FERRET_HUNG=1
   # Stored exactly once: with the backlog drained, the messages collection (fresh for this run)
   # must hold exactly as many documents as chat-bench had acknowledged over all the runs.
-  if [ "$STALLED" = 0 ] && [ "$FERRET_HUNG" = 0 ]; then
+  if [ "$DRAINED" = 0 ]; then
+    log "the backlog was not drained within $DRAIN_MAX s (--drain-max): the database is not counted"
+  elif [ "$FERRET_HUNG" = 0 ]; then
     T_COUNT=$(now_ms)
     STORED=$(python3 "$TOOL" count "$FERRET_PORT" bench messages 2>>"$WORK/services.log" || true)
     log "messages in the database: ${STORED:-?} (count took $(($(now_ms) - T_COUNT)) ms)"

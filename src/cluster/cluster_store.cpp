@@ -34,12 +34,12 @@ void ClusterStore::append_message(store::Message m, AppendCallback done) {
       // Failed attempts are not in the window that prunes the map: bound them here.
       if (by_client_id_.size() >= 2 * opts_.max_recent)
         std::erase_if(by_client_id_, [](const auto& kv) { return !kv.second.acked; });
-      by_client_id_.emplace(key, Claimed{m, false});
+      by_client_id_.emplace(key, Claimed{std::make_shared<const store::Message>(m), false});
     }
   }
   if (earlier) {
-    if (earlier->acked) return done(store::Appended{std::move(earlier->message), true});
-    return produce(std::move(earlier->message), std::move(done));
+    if (earlier->acked) return done(store::Appended{*earlier->message, true});
+    return produce(*earlier->message, std::move(done));
   }
   if (!bus_ || !bus_->ready()) return produce(std::move(m), std::move(done));
   // Across instances (a client retrying through another one after a failover) the key is
@@ -53,7 +53,8 @@ void ClusterStore::append_message(store::Message m, AppendCallback done) {
                   if (auto first = stream::decode_record(**claimed)) {
                     {
                       std::lock_guard lock(mu_);
-                      by_client_id_[client_key(m)] = Claimed{first.value(), false};
+                      by_client_id_[client_key(m)] =
+                          Claimed{std::make_shared<const store::Message>(first.value()), false};
                     }
                     return produce(std::move(first.value()), std::move(done));
                   }
@@ -75,23 +76,32 @@ void ClusterStore::produce(store::Message m, AppendCallback done) {
 void ClusterStore::remember(const store::Message& m) {
   std::int64_t now = now_ms();
   std::lock_guard lock(mu_);
-  if (!m.client_msg_id.empty()) by_client_id_[client_key(m)] = Claimed{m, true};
+  MessagePtr p;
+  if (!m.client_msg_id.empty()) {
+    // The claim's copy is this message (produce() sends the claimed first attempt): share it.
+    Claimed& c = by_client_id_[client_key(m)];
+    if (!c.message || c.message->id != m.id) c.message = std::make_shared<const store::Message>(m);
+    c.acked = true;
+    p = c.message;
+  } else {
+    p = std::make_shared<const store::Message>(m);
+  }
   auto& conv = by_conversation_[m.conversation_id];
-  if (!conv.emplace(m.id, m).second) return;  // produced again: already in the window
-  recent_.push_back(Recent{m, now});
+  if (!conv.emplace(p->id, p).second) return;  // produced again: already in the window
+  recent_.push_back(Recent{std::move(p), now});
   prune_locked(now);
 }
 
 void ClusterStore::prune_locked(std::int64_t now) {
   const std::int64_t oldest = now - opts_.recent_window.count();
   while (!recent_.empty() && (recent_.size() > opts_.max_recent || recent_.front().added_ms < oldest)) {
-    const store::Message& m = recent_.front().message;
+    const store::Message& m = *recent_.front().message;  // alive until the pop_front below
     if (auto c = by_conversation_.find(m.conversation_id); c != by_conversation_.end()) {
       c->second.erase(m.id);
       if (c->second.empty()) by_conversation_.erase(c);
     }
     if (!m.client_msg_id.empty())
-      if (auto it = by_client_id_.find(client_key(m)); it != by_client_id_.end() && it->second.message.id == m.id)
+      if (auto it = by_client_id_.find(client_key(m)); it != by_client_id_.end() && it->second.message->id == m.id)
         by_client_id_.erase(it);
     recent_.pop_front();
   }
@@ -108,12 +118,12 @@ result<store::MessagePage> ClusterStore::conversation_page(std::string_view conv
     std::lock_guard lock(mu_);
     auto c = by_conversation_.find(std::string(conversation_id));
     if (c == by_conversation_.end()) return page;
-    auto end = before_id.empty() ? c->second.end() : c->second.lower_bound(std::string(before_id));
+    auto end = before_id.empty() ? c->second.end() : c->second.lower_bound(before_id);
     // Only the newest `limit` of them can make it into the page.
     auto begin = end;
     for (std::size_t n = 0; n < limit && begin != c->second.begin(); ++n) --begin;
     older_in_window = begin != c->second.begin();
-    for (auto it = begin; it != end; ++it) extra.push_back(it->second);
+    for (auto it = begin; it != end; ++it) extra.push_back(*it->second);
   }
   if (extra.empty()) return page;
   std::set<std::string> have;
@@ -137,7 +147,7 @@ std::string ClusterStore::newest_recent(std::string_view conversation_id) const 
   std::lock_guard lock(mu_);
   auto c = by_conversation_.find(std::string(conversation_id));
   if (c == by_conversation_.end() || c->second.empty()) return {};
-  return c->second.rbegin()->first;
+  return std::string(c->second.rbegin()->first);
 }
 
 result<std::string> ClusterStore::mark_read(std::string_view conversation_id, std::string_view user_id,

@@ -9,9 +9,11 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 
 #include "bus/bus.hpp"
@@ -93,17 +95,22 @@ class ClusterStore final : public store::Store {
   bus::Bus* bus_;
   ClusterStoreOptions opts_;
 
+  // One copy of each message, shared by the three indexes below: at high rates the window holds
+  // `max_recent` messages, and four copies of each (with their map nodes) were ~1.8 KiB a message
+  // and a working set that made every lookup a cache miss.
+  using MessagePtr = std::shared_ptr<const store::Message>;
   struct Recent {
-    store::Message message;
+    MessagePtr message;
     std::int64_t added_ms;
   };
   mutable std::mutex mu_;
   std::deque<Recent> recent_;  ///< acknowledged messages, in acknowledgement order
-  /// conversation id → message id → message (for page merges).
-  std::unordered_map<std::string, std::map<std::string, store::Message>> by_conversation_;
+  /// conversation id → message id → message (for page merges). An inner key views the id of
+  /// the message its entry holds.
+  std::unordered_map<std::string, std::map<std::string_view, MessagePtr>> by_conversation_;
   struct Claimed {
-    store::Message message;  ///< the first attempt
-    bool acked = false;      ///< the broker acknowledged it
+    MessagePtr message;  ///< the first attempt
+    bool acked = false;  ///< the broker acknowledged it
   };
   /// "<sender>|<clientMsgId>" → first attempt, for idempotency without (or while without) Redis.
   std::unordered_map<std::string, Claimed> by_client_id_;

@@ -319,5 +319,55 @@ TEST(ClusterStore, TheWindowOfUnstoredMessagesIsBounded) {
   EXPECT_TRUE(log.flushed);
 }
 
+// The window keeps one copy of each message for its three indexes (by arrival, by conversation,
+// by idempotency key): pruning one conversation's messages leaves the others' pages whole, and a
+// pruned key is forgotten while a kept one still answers with the first message.
+TEST(ClusterStore, PruningSharesNothingBetweenConversations) {
+  fakes::FakeStore base;
+  ManualLog log;
+  ClusterStoreOptions opts;
+  opts.max_recent = 3;
+  ClusterStore store(base, log, nullptr, opts);
+  const std::string carol = "cccccccccccccccccccccccc";
+  auto to_carol = [&](std::string text, std::string key) {
+    store::Message m = message(std::move(text), std::move(key));
+    m.receiver_id = carol;
+    m.conversation_id = store::direct_conversation_id(kAlice, carol);
+    return m;
+  };
+  Captured c0, c1, c2, c3;
+  store.append_message(message("b0", "k0"), c0.cb());
+  log.ack_next();
+  store.append_message(to_carol("c1", "k1"), c1.cb());
+  log.ack_next();
+  store.append_message(message("b2", "k2"), c2.cb());
+  log.ack_next();
+  store.append_message(to_carol("c3", "k3"), c3.cb());  // prunes b0
+  log.ack_next();
+  EXPECT_EQ(store.recent_size(), 3u);
+  EXPECT_EQ(page_texts(store), (std::vector<std::string>{"b2"}));
+  auto carol_page = store.conversation_page(store::direct_conversation_id(kAlice, carol), "", 50);
+  ASSERT_TRUE(carol_page.ok());
+  ASSERT_EQ(carol_page->messages.size(), 2u);
+  EXPECT_EQ(carol_page->messages[0].text, "c1");
+  EXPECT_EQ(carol_page->messages[1].text, "c3");
+  EXPECT_EQ(carol_page->messages[1].id, c3.r->value().message.id);
+
+  // k1 is still in the window: a retry is the first message, answered at once.
+  Captured again;
+  store.append_message(to_carol("c1 retried", "k1"), again.cb());
+  ASSERT_TRUE(again.r.has_value() && again.r->ok());
+  EXPECT_TRUE(again.r->value().duplicate);
+  EXPECT_EQ(again.r->value().message.id, c1.r->value().message.id);
+  EXPECT_EQ(again.r->value().message.text, "c1");
+  // k0 was pruned with b0: a retry is produced as a new message.
+  const std::size_t appended = log.appended.size();
+  Captured late;
+  store.append_message(message("b0 retried", "k0"), late.cb());
+  EXPECT_FALSE(late.r.has_value());
+  ASSERT_EQ(log.appended.size(), appended + 1);
+  EXPECT_EQ(log.appended.back().text, "b0 retried");
+}
+
 }  // namespace
 }  // namespace chat::cluster
