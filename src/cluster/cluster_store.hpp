@@ -96,7 +96,7 @@ class ClusterStore final : public store::Store {
   ClusterStoreOptions opts_;
 
   // One copy of each message, shared by the three indexes below: at high rates the window holds
-  // `max_recent` messages, and four copies of each (with their map nodes) were ~1.8 KiB a message
+  // `max_recent` messages, and a copy in each index (with their map nodes) was ~1.8 KiB a message
   // and a working set that made every lookup a cache miss.
   using MessagePtr = std::shared_ptr<const store::Message>;
   struct Recent {
