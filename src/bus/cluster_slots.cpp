@@ -1,17 +1,31 @@
 #include "bus/cluster_slots.hpp"
 
+#include <array>
 #include <charconv>
 
 namespace chat::bus::cluster {
 
-std::uint16_t crc16(std::string_view data) {
-  std::uint16_t crc = 0;
-  for (unsigned char c : data) {
-    crc ^= static_cast<std::uint16_t>(c << 8);
+namespace {
+
+// The CRC of each byte value, for a byte at a time instead of a bit at a time.
+constexpr std::array<std::uint16_t, 256> kCrc16Table = [] {
+  std::array<std::uint16_t, 256> t{};
+  for (unsigned v = 0; v < 256; ++v) {
+    auto crc = static_cast<std::uint16_t>(v << 8);
     for (int i = 0; i < 8; ++i)
       crc = (crc & 0x8000) ? static_cast<std::uint16_t>((crc << 1) ^ 0x1021)
                            : static_cast<std::uint16_t>(crc << 1);
+    t[v] = crc;
   }
+  return t;
+}();
+
+}  // namespace
+
+std::uint16_t crc16(std::string_view data) {
+  std::uint16_t crc = 0;
+  for (unsigned char c : data)
+    crc = static_cast<std::uint16_t>((crc << 8) ^ kCrc16Table[((crc >> 8) ^ c) & 0xff]);
   return crc;
 }
 

@@ -52,7 +52,11 @@ class SlotMap {
   const std::vector<Node>& nodes() const { return nodes_; }
   /// Index into nodes() of the master serving `slot` (0 <= slot < kSlots).
   std::size_t node_index(int slot) const { return slot_node_[static_cast<std::size_t>(slot)]; }
-  std::size_t node_for_key(std::string_view key) const { return node_index(key_slot(key)); }
+  /// One node (a single Redis, or a one-master cluster) serves every slot: no hashing then (the
+  /// CRC was 2 % of a cluster-mode chatd's CPU at 20,000 messages/s with a single Redis).
+  std::size_t node_for_key(std::string_view key) const {
+    return nodes_.size() == 1 ? 0 : node_index(key_slot(key));
+  }
   /// Index of `node` in nodes(), if it is one of them.
   std::optional<std::size_t> find(const Node& node) const;
   /// After a MOVED to a known node: routes the slot there. False when the node is unknown (the
