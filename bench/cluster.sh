@@ -328,30 +328,11 @@ def cmd_field(js, path):
         v = v.get(p) if isinstance(v, dict) else None
     print("" if v is None else v)
 
-def cmd_count(port, db, coll):
-    """Documents in db.coll (the wire protocol's `count` command, OP_MSG): prints n."""
-    import socket, struct
-    def string(name, v):
-        return b"\x02" + name.encode() + b"\0" + struct.pack("<i", len(v) + 1) + v.encode() + b"\0"
-    el = string("count", coll) + string("$db", db)
-    body = struct.pack("<I", 0) + b"\0" + struct.pack("<i", len(el) + 5) + el + b"\0"
-    with socket.create_connection(("127.0.0.1", int(port)), timeout=300) as s:
-        s.sendall(struct.pack("<iiii", 16 + len(body), 1, 0, 2013) + body)
-        buf = b""
-        while len(buf) < 16 or len(buf) < struct.unpack("<i", buf[:4])[0]:
-            chunk = s.recv(65536)
-            if not chunk:
-                sys.exit("count: connection closed")
-            buf += chunk
-    d = buf[21:]  # header (16), flag bits (4), section kind 0 (1), then the reply document
-    i, end, vals = 4, struct.unpack("<i", d[:4])[0] - 1, {}
-    while i < end:
-        t = d[i]; j = d.index(b"\0", i + 1); name = d[i + 1:j].decode(); i = j + 1
-        if t == 0x10: vals[name] = struct.unpack("<i", d[i:i + 4])[0]; i += 4
-        elif t == 0x12: vals[name] = struct.unpack("<q", d[i:i + 8])[0]; i += 8
-        elif t == 0x01: vals[name] = struct.unpack("<d", d[i:i + 8])[0]; i += 8
-        elif t == 0x02: n = struct.unpack("<i", d[i:i + 4])[0]; vals[name] = d[i + 4:i + 3 + n].decode(); i += 4 + n
-        else: break
+def cmd_count(svc_dir, port, db, coll):
+    """Documents in db.coll (the wire protocol's `count` command): prints n."""
+    sys.path.insert(0, svc_dir)
+    import mongo_ping as wire
+    vals = wire.command(int(port), wire.bson_string("count", coll) + wire.bson_string("$db", db), timeout=300)
     if vals.get("ok") != 1 or "n" not in vals:
         sys.exit(f"count: {vals}")
     print(int(vals["n"]))
@@ -638,7 +619,7 @@ if [ "$FERRET_HUNG" = 0 ]; then
     log "the backlog was not drained within $DRAIN_MAX s (--drain-max): the database is not counted"
   elif [ "$FERRET_HUNG" = 0 ]; then
     T_COUNT=$(now_ms)
-    STORED=$(python3 "$TOOL" count "$FERRET_PORT" bench messages 2>>"$WORK/services.log" || true)
+    STORED=$(python3 "$TOOL" count "$SVC" "$FERRET_PORT" bench messages 2>>"$WORK/services.log" || true)
     log "messages in the database: ${STORED:-?} (count took $(($(now_ms) - T_COUNT)) ms)"
   fi
 else
