@@ -32,6 +32,7 @@
 #include <thread>
 #include <vector>
 
+#include "histogram.hpp"
 #include "proc_stats.hpp"
 
 namespace {
@@ -83,14 +84,9 @@ struct Samples {
 };
 
 Figures summarise(Samples s) {
-  std::vector<double>& us = s.us;
-  std::sort(us.begin(), us.end());
-  auto q = [&](double p) { return us[std::min(us.size() - 1, static_cast<std::size_t>(p * us.size()))]; };
-  const double n = static_cast<double>(us.size());
-  Figures f{q(0.50), q(0.90), q(0.99), q(0.999), us.back(), 0, s.cpu_us / n};
-  for (double v : us) f.mean += v;
-  f.mean /= n;
-  return f;
+  const double n = static_cast<double>(s.us.size());
+  const chat::bench::SortedSamples us(std::move(s.us));
+  return {us.q(0.50), us.q(0.90), us.q(0.99), us.q(0.999), us.max(), us.mean(), s.cpu_us / n};
 }
 
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <utility>
 
 #include <boost/json.hpp>
 
@@ -113,6 +114,19 @@ json::value Histogram::summary_json() const {
                       {"p50", percentile(0.5)}, {"p90", percentile(0.9)},
                       {"p99", percentile(0.99)}, {"p999", percentile(0.999)},
                       {"max", max_}};
+}
+
+SortedSamples::SortedSamples(std::vector<double> values) : v_(std::move(values)) {
+  std::sort(v_.begin(), v_.end());
+  double sum = 0;
+  for (double x : v_) sum += x;
+  if (!v_.empty()) mean_ = sum / static_cast<double>(v_.size());
+}
+
+double SortedSamples::q(double f) const noexcept {
+  if (v_.empty()) return 0;
+  const auto at = static_cast<std::size_t>(f * static_cast<double>(v_.size()));
+  return v_[std::min(v_.size() - 1, at)];
 }
 
 }  // namespace chat::bench

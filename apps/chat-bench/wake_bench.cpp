@@ -23,7 +23,6 @@
 #include <sched.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <cstdio>
@@ -32,6 +31,7 @@
 #include <utility>
 #include <vector>
 
+#include "histogram.hpp"
 #include "proc_stats.hpp"
 
 namespace {
@@ -188,18 +188,12 @@ OneWake one_wake(const Args& a) {
   }
   if (!ok) ::close(std::exchange(p.fd[1], -1));
   sleeper.join();
-  if (us.empty()) return w;
-  std::sort(us.begin(), us.end());
-  auto q = [&](double f) {
-    const auto at = static_cast<std::size_t>(f * static_cast<double>(us.size()));
-    return us[std::min(us.size() - 1, at)];
-  };
-  double sum = 0;
-  for (double v : us) sum += v;
+  const chat::bench::SortedSamples writes(std::move(us));
+  if (writes.empty()) return w;
   w.ok = ok && pinned_waker && pinned_sleeper;
-  w.write_p50 = q(0.5);
-  w.write_p99 = q(0.99);
-  w.write_mean = sum / static_cast<double>(us.size());
+  w.write_p50 = writes.q(0.5);
+  w.write_p99 = writes.q(0.99);
+  w.write_mean = writes.mean();
   w.sleeper_cpu = sleeper_cpu / static_cast<double>(a.iterations);
   return w;
 }

@@ -5,11 +5,13 @@
 #include <algorithm>
 #include <boost/json.hpp>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "histogram.hpp"
 
 using chat::bench::Histogram;
+using chat::bench::SortedSamples;
 
 TEST(BenchHistogram, SmallValuesAreExact) {
   Histogram h;
@@ -96,4 +98,23 @@ TEST(BenchHistogram, MalformedJsonGivesAnEmptyHistogram) {
   EXPECT_FALSE(h.from_json(boost::json::parse(R"([1,2])")));
   EXPECT_FALSE(h.from_json(boost::json::parse(R"({"b":[[1,-1]]})")));
   EXPECT_EQ(h.count(), 0u);
+}
+
+// The platform probes' exact statistics: the sample at floor(q·n), fractions of a µs kept.
+TEST(BenchSortedSamples, QuantilesMeanAndMaxOfUnsortedSamples) {
+  std::vector<double> v;
+  for (int i = 100; i >= 1; --i) v.push_back(i + 0.25);  // 100.25 … 1.25, unsorted
+  const SortedSamples s(std::move(v));
+  EXPECT_FALSE(s.empty());
+  EXPECT_DOUBLE_EQ(s.q(0.0), 1.25);
+  EXPECT_DOUBLE_EQ(s.q(0.5), 51.25);
+  EXPECT_DOUBLE_EQ(s.q(0.99), 100.25);
+  EXPECT_DOUBLE_EQ(s.q(1.0), 100.25);  // clamped to the last sample
+  EXPECT_DOUBLE_EQ(s.max(), 100.25);
+  EXPECT_DOUBLE_EQ(s.mean(), 50.75);
+  const SortedSamples none({});
+  EXPECT_TRUE(none.empty());
+  EXPECT_EQ(none.q(0.5), 0.0);
+  EXPECT_EQ(none.max(), 0.0);
+  EXPECT_EQ(none.mean(), 0.0);
 }
