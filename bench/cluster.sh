@@ -69,7 +69,7 @@ WORKER="${CHAT_WORKER_BIN:-$ROOT/build/bin/chat-worker}"
 BENCH="${CHAT_BENCH_BIN:-$ROOT/build/bin/chat-bench}"
 for b in "$CHATD" "$WORKER" "$BENCH"; do [ -x "$b" ] || die "$b not built"; done
 SVC="$ROOT/scripts/services"
-# free_port, port_open (the services' helpers).
+# free_ports, port_open (the services' helpers).
 # shellcheck source=../scripts/services/lib.sh
 . "$SVC/lib.sh"
 
@@ -116,8 +116,7 @@ log "layout: $LAYOUT"
 
 # ---- services -------------------------------------------------------------------------------------
 T0=$(now_ms)
-REDIS_PORT=$(free_port); KAFKA_PORT=$(free_port); KAFKA_CPORT=$(free_port); FERRET_PORT=$(free_port)
-A_PORT=$(free_port); B_PORT=$(free_port); W_PORT=$(free_port)
+read -r REDIS_PORT KAFKA_PORT KAFKA_CPORT FERRET_PORT A_PORT B_PORT W_PORT <<<"$(free_ports 7)"
 mkdir -p "$WORK/redis" "$WORK/kafka" "$WORK/ferret" "$WORK/a" "$WORK/b" "$WORK/w"
 "${SVC_CPU[@]}" bash "$SVC/redis.sh" start --dir "$WORK/redis" --port "$REDIS_PORT" --watch-pid $$ 2>>"$WORK/services.log" \
   || { cat "$WORK/services.log" >&2; die "redis did not start"; }

@@ -115,18 +115,27 @@ watch_parent() {
 # tail_log FILE: the last lines of a log, to explain a failed start.
 tail_log() { [ -f "$1" ] && tail -n "${2:-30}" "$1" | sed "s/^/[$svc_name]   /" >&2 || true; }
 
-# free_port: prints a TCP port on 127.0.0.1 that nothing listens on now (random in 20000-44999;
-# ports this shell handed out before are skipped).
-_free_ports_given=" "
-free_port() {
-  local p i
-  for ((i = 0; i < 200; i++)); do
-    p=$((20000 + RANDOM % 25000))
-    [[ $_free_ports_given == *" $p "* ]] && continue
+# free_ports N [OFFSET]: prints N distinct TCP ports on 127.0.0.1 that nothing listens on now
+# (with OFFSET, port+OFFSET neither: a Redis Cluster node's bus port is port+10000), drawn at random
+# below the kernel's ephemeral range: that range is where outgoing connections take their local
+# port, and one could take a port from there before the service meant for it binds.
+free_ports() {
+  local n=$1 off=${2:-0} low p i out=" "
+  read -r low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || low=32768
+  ((low >= 12000)) || low=32768
+  for ((i = 0; i < 1000 && n > 0; i++)); do
+    p=$((10000 + RANDOM % (low - 10000 - off)))
+    [[ $out == *" $p "* || $out == *" $((p + off)) "* ]] && continue
     port_open "$p" && continue
-    _free_ports_given+="$p "
-    echo "$p"
-    return 0
+    ((off == 0)) || ! port_open "$((p + off))" || continue
+    out+="$p "
+    ((off == 0)) || out+="$((p + off)) "
+    printf '%s%s' "$p" "$( ((n > 1)) && echo ' ')"
+    n=$((n - 1))
   done
-  return 1
+  echo
+  ((n == 0))
 }
+
+# free_port: one of free_ports.
+free_port() { free_ports 1; }

@@ -48,7 +48,10 @@ start_node() {
   spawn "$pidfile" "$logfile" redis-server --port "$p" --bind 127.0.0.1 --dir "$data" \
     --daemonize no --save "" --appendonly "$persist" --logfile "" --protected-mode yes \
     --maxclients 10000 "$@"
-  if ! wait_until 15 "redis on port $p" ping "$p"; then
+  # (Stop waiting early if it died: a bind lost to someone else is reported at once.)
+  ping_or_dead() { pid_alive "$pidfile" || return 0; ping "$p"; }
+  wait_until 15 "redis on port $p" ping_or_dead || true
+  if ! pid_alive "$pidfile" || ! ping "$p"; then
     tail_log "$logfile"
     stop_pidfile "$pidfile" 2
     die "redis on port $p did not start"

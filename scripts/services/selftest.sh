@@ -57,7 +57,7 @@ test_redis() {
   expect "redis: GET" hello "$(redis-cli -p "$p" get greeting)"
   timed "redis: stop single" "$S/redis.sh" stop --dir "$d/single"
   local p1 p2 p3
-  p1=$(free_port) p2=$(free_port) p3=$(free_port)
+  read -r p1 p2 p3 <<<"$(free_ports 3 10000)"
   timed "redis: start 3-master cluster" "$S/redis.sh" start-cluster --dir "$d/cluster" --ports "$p1,$p2,$p3" || return
   expect "redis cluster: cluster_known_nodes" 3 \
     "$(redis-cli -p "$p1" cluster info | tr -d '\r' | sed -n 's/^cluster_known_nodes://p')"
@@ -84,9 +84,8 @@ test_redis() {
 
 test_kafka() {
   echo "== kafka ($CHAT_KAFKA_VERSION, $(java -version 2>&1 | head -n1))"
-  local p s d=$work/kafka
-  p=$(free_port) s=$(free_port)
-  local cp; cp=$(free_port)
+  local p s cp d=$work/kafka
+  read -r p s cp <<<"$(free_ports 3)"
   timed "kafka: format + start (KRaft, PLAINTEXT+SASL)" "$S/kafka.sh" start --dir "$d" --port "$p" \
     --controller-port "$cp" --sasl-port "$s" --partitions 3 || { tail -n 30 "$d/kafka.log"; return; }
   timed "kafka: create topic chat-messages (3 partitions)" "$S/kafka.sh" create-topic --dir "$d" \
@@ -155,7 +154,7 @@ test_ferretdb() {
 test_nginx() {
   echo "== nginx ($(nginx -v 2>&1 | cut -d/ -f2))"
   local p b1 b2 d=$work/nginx
-  p=$(free_port) b1=$(free_port) b2=$(free_port)
+  read -r p b1 b2 <<<"$(free_ports 3)"
   mkdir -p "$d/backends"
   for b in "$b1" "$b2"; do
     spawn "$d/backends/backend-$b.pid" "$d/backends/backend-$b.log" python3 "$S/selftest/ws_check.py" serve "$b"

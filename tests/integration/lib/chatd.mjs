@@ -5,7 +5,7 @@
 // leaves a chatd behind; tests still call stop()/stopAll() in after hooks to check exit codes.
 import { spawn } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -412,16 +412,44 @@ export async function pool(items, limit, fn) {
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** A port that was free a moment ago. */
-export function freePort() {
-  return new Promise((resolve, reject) => {
+/** True when a server can listen on 127.0.0.1:port now. */
+function canListen(port) {
+  return new Promise((resolve) => {
     const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
+    s.unref();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
   });
+}
+
+/** The first port of the kernel's ephemeral range (32768 when it cannot be read). */
+function ephemeralLow() {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    if (low >= 12000) return low;
+  } catch {}
+  return 32768;
+}
+
+const portsGiven = new Set();
+
+/**
+ * A port nobody listens on now, drawn at random below the kernel's ephemeral range: a port from
+ * listen(0) lies in that range, where every outgoing connection of the tests running in parallel
+ * takes its local port, and one of them could take it before the server it is meant for binds
+ * ("Address already in use"). With `alsoFreeAt`, port + alsoFreeAt is free and below the range
+ * too (a Redis Cluster node's bus port is port + 10000). Never the same port twice per process.
+ */
+export async function freePort({ alsoFreeAt = 0 } = {}) {
+  const span = ephemeralLow() - 10000 - alsoFreeAt;
+  for (;;) {
+    const p = 10000 + Math.floor(Math.random() * span);
+    if (portsGiven.has(p) || (alsoFreeAt && portsGiven.has(p + alsoFreeAt))) continue;
+    if (!(await canListen(p)) || (alsoFreeAt && !(await canListen(p + alsoFreeAt)))) continue;
+    portsGiven.add(p);
+    if (alsoFreeAt) portsGiven.add(p + alsoFreeAt);
+    return p;
+  }
 }
 
 /**

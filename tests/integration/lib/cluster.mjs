@@ -2,31 +2,34 @@
 // loopback through scripts/services/*.sh (each dies with this test process: --watch-pid), then
 // N chatd instances and chat-workers pointed at them. Every port is picked free at start.
 import { execFile } from 'node:child_process';
-import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
 import { MongoClient } from 'mongodb';
 
-import { JWT_SECRET, makeTempDir, spawnTracked, startChatd, waitForListening } from './chatd.mjs';
+import { JWT_SECRET, freePort, makeTempDir, spawnTracked, startChatd, waitForListening } from './chatd.mjs';
 
 const run = promisify(execFile);
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 export const SCRIPTS = process.env.CHAT_SCRIPTS || path.resolve(HERE, '../../../scripts');
 export const WORKER_BIN = process.env.CHAT_WORKER_BIN || path.resolve(HERE, '../../../build/bin/chat-worker');
 
-/** A port nobody listens on right now. */
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.unref();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
+export { freePort };
+
+/**
+ * start(port) on a fresh free port, again on another (at most `attempts` times) when it fails: a
+ * port can still be lost to a test process that drew the same one. Resolves to what start gave.
+ */
+async function onFreePort(start, { attempts = 3, alsoFreeAt = 0 } = {}) {
+  for (let i = 1; ; i++) {
+    const port = await freePort({ alsoFreeAt });
+    try {
+      return await start(port);
+    } catch (e) {
+      if (i >= attempts) throw e;
+    }
+  }
 }
 
 /** Runs scripts/services/<script> with args; rejects with its output on failure. */
@@ -47,33 +50,47 @@ const watch = () => ['--watch-pid', String(process.pid)];
 export async function startRedis({ cluster = false } = {}) {
   const dir = makeTempDir('chat-redis-');
   if (!cluster) {
-    const port = await freePort();
-    await service('redis.sh', ['start', '--dir', dir, '--port', String(port), ...watch()]);
+    const startOn = (port) => service('redis.sh', ['start', '--dir', dir, '--port', String(port), ...watch()]);
+    const port = await onFreePort(async (p) => (await startOn(p), p));
     return {
       dir,
       ports: [port],
       url: `redis://127.0.0.1:${port}`,
       stop: () => service('redis.sh', ['stop', '--dir', dir]),
-      start: () => service('redis.sh', ['start', '--dir', dir, '--port', String(port), ...watch()]),
+      start: () => startOn(port),
     };
   }
-  const ports = [await freePort(), await freePort(), await freePort()];
-  await service('redis.sh', ['start-cluster', '--dir', dir, '--ports', ports.join(','), ...watch()]);
+  const startOn = (ports) =>
+    service('redis.sh', ['start-cluster', '--dir', dir, '--ports', ports.join(','), ...watch()]);
+  let ports;
+  for (let attempt = 1; ; attempt++) {
+    ports = [];
+    while (ports.length < 3) ports.push(await freePort({ alsoFreeAt: 10000 }));
+    try {
+      await startOn(ports);
+      break;
+    } catch (e) {
+      if (attempt >= 3) throw e;
+      await service('redis.sh', ['stop', '--dir', dir]);
+    }
+  }
   return {
     dir,
     ports,
     url: ports.map((p) => `redis://127.0.0.1:${p}`).join(','),
     stop: () => service('redis.sh', ['stop', '--dir', dir]),
-    start: () => service('redis.sh', ['start-cluster', '--dir', dir, '--ports', ports.join(','), ...watch()]),
+    start: () => startOn(ports),
   };
 }
 
 export async function startKafka({ partitions = 6 } = {}) {
-  const dir = makeTempDir('chat-kafka-');
-  const port = await freePort();
-  const cport = await freePort();
-  await service('kafka.sh', ['start', '--dir', dir, '--port', String(port), '--controller-port', String(cport),
-    '--partitions', String(partitions), ...watch()], { timeoutMs: 240000 });
+  let dir;
+  const port = await onFreePort(async (p) => {
+    dir = makeTempDir('chat-kafka-'); // a fresh one each time: the storage is formatted for its ports
+    await service('kafka.sh', ['start', '--dir', dir, '--port', String(p), '--controller-port',
+      String(await freePort()), '--partitions', String(partitions), ...watch()], { timeoutMs: 240000 });
+    return p;
+  });
   return {
     dir,
     brokers: `127.0.0.1:${port}`,
@@ -85,23 +102,24 @@ export async function startKafka({ partitions = 6 } = {}) {
 
 export async function startFerret() {
   const dir = makeTempDir('chat-ferret-');
-  const port = await freePort();
-  const start = () => service('ferretdb.sh', ['start', '--dir', dir, '--port', String(port), ...watch()]);
-  await start();
+  const startOn = (port) => service('ferretdb.sh', ['start', '--dir', dir, '--port', String(port), ...watch()]);
+  const port = await onFreePort(async (p) => (await startOn(p), p));
   return {
     dir,
     port,
     uri: (db = 'chat') => `mongodb://127.0.0.1:${port}/${db}`,
     stop: () => service('ferretdb.sh', ['stop', '--dir', dir]),
-    start,
+    start: () => startOn(port),
   };
 }
 
 export async function startNginx(upstreamPorts) {
   const dir = makeTempDir('chat-nginx-');
-  const port = await freePort();
-  await service('nginx.sh', ['start', '--dir', dir, '--port', String(port), '--upstreams', upstreamPorts.join(','),
-    '--sticky', 'cookie', ...watch()]);
+  const port = await onFreePort(async (p) => {
+    await service('nginx.sh', ['start', '--dir', dir, '--port', String(p), '--upstreams', upstreamPorts.join(','),
+      '--sticky', 'cookie', ...watch()]);
+    return p;
+  });
   return {
     dir,
     port,

@@ -1,9 +1,6 @@
 // The Redis bus against real Redis servers: routing of user events, cluster-wide presence,
 // death of an instance, a Redis restart, claims and shared rate limits, on a single Redis and on
 // a 3-master Redis Cluster. Several bus instances run in this one process.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -11,13 +8,13 @@
 #include <fstream>
 #include <iostream>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <future>
 #include <mutex>
-#include <random>
 #include <thread>
 
 #include "bus/cluster_slots.hpp"
@@ -25,6 +22,7 @@
 #include "bus/wire.hpp"
 #include "core/time.hpp"
 #include "metrics/metrics.hpp"
+#include "services/ports.hpp"
 
 namespace chat::bus {
 namespace {
@@ -34,29 +32,6 @@ using namespace std::chrono_literals;
 std::string scripts_dir() {
   const char* env = std::getenv("CHAT_SCRIPTS");
   return env != nullptr ? env : CHAT_SOURCE_SCRIPTS;
-}
-
-bool port_free(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<std::uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-  ::close(fd);
-  return ok;
-}
-
-// A free port whose cluster bus port (+10000) is free too.
-int free_port() {
-  // Seeded from the OS: two test processes started the same millisecond (ctest -j) with pid and
-  // time XOR-ing to one seed picked the same port and shared one Redis.
-  static std::mt19937 rng(std::random_device{}());
-  std::uniform_int_distribution<int> dist(20000, 45000);
-  for (;;) {
-    int p = dist(rng);
-    if (port_free(p) && port_free(p + 10000)) return p;
-  }
 }
 
 /// Runs a service script; its output is shown only when it fails.
@@ -153,8 +128,11 @@ class RedisBusTest : public ::testing::Test {
   }
   std::string script() const { return "bash " + scripts_dir() + "/services/redis.sh"; }
   void start_single() {
-    port_ = free_port();
-    ASSERT_EQ(start_redis(), 0) << "redis.sh start failed";
+    port_ = test::start_on_free_port([&](int port) {
+      port_ = port;
+      return start_redis() == 0;
+    });
+    ASSERT_NE(port_, 0) << "redis.sh start failed";
     url_ = "redis://127.0.0.1:" + std::to_string(port_);
   }
   int start_redis() {
@@ -163,16 +141,24 @@ class RedisBusTest : public ::testing::Test {
   }
   int stop_redis() { return run(script() + " stop --dir " + dir_ + " --port " + std::to_string(port_)); }
   void start_cluster() {
-    std::string list;
-    for (int i = 0; i < 3; ++i) {
-      int p = free_port();
-      ports_.push_back(p);
-      list += (i ? "," : "") + std::to_string(p);
+    bool started = false;
+    for (int attempt = 0; attempt < 3 && !started; ++attempt) {
+      if (attempt > 0) run(script() + " stop --dir " + dir_);
+      ports_.clear();
+      std::string list;
+      while (ports_.size() < 3) {
+        const int p = test::free_port(10000);
+        const bool clash = std::any_of(ports_.begin(), ports_.end(), [&](int q) {
+          return q == p || q == p + 10000 || q + 10000 == p;
+        });
+        if (clash) continue;
+        list += (ports_.empty() ? "" : ",") + std::to_string(p);
+        ports_.push_back(p);
+      }
+      started = run(script() + " start-cluster --dir " + dir_ + " --ports " + list +
+                    " --watch-pid " + std::to_string(::getpid())) == 0;
     }
-    ASSERT_EQ(run(script() + " start-cluster --dir " + dir_ + " --ports " + list +
-                  " --watch-pid " + std::to_string(::getpid())),
-              0)
-        << "redis.sh start-cluster failed";
+    ASSERT_TRUE(started) << "redis.sh start-cluster failed";
     url_ = "redis://127.0.0.1:" + std::to_string(ports_[1]) + ",127.0.0.1:" + std::to_string(ports_[0]);
   }
   Instance& add(const std::string& id, std::chrono::milliseconds ttl = 1500ms) {
@@ -195,7 +181,7 @@ class RedisBusTest : public ::testing::Test {
 // ---- single Redis ----
 
 TEST_F(RedisBusTest, EventsReachOnlyTheInstancesThatHaveTheUser) {
-  start_single();
+  ASSERT_NO_FATAL_FAILURE(start_single());
   auto& a = add("a");
   auto& b = add("b");
   auto& c = add("c");
@@ -241,7 +227,7 @@ TEST_F(RedisBusTest, EventsReachOnlyTheInstancesThatHaveTheUser) {
 }
 
 TEST_F(RedisBusTest, PresenceIsClusterWide) {
-  start_single();
+  ASSERT_NO_FATAL_FAILURE(start_single());
   auto& a = add("a");
   auto& b = add("b");
   wait_ready();
@@ -272,7 +258,7 @@ TEST_F(RedisBusTest, PresenceIsClusterWide) {
 }
 
 TEST_F(RedisBusTest, ADeadInstancesUsersGoOfflineWithinTheTtl) {
-  start_single();
+  ASSERT_NO_FATAL_FAILURE(start_single());
   auto& a = add("a");
   auto& b = add("b");
   wait_ready();
@@ -298,7 +284,7 @@ TEST_F(RedisBusTest, ADeadInstancesUsersGoOfflineWithinTheTtl) {
 }
 
 TEST_F(RedisBusTest, SurvivesARedisRestart) {
-  start_single();
+  ASSERT_NO_FATAL_FAILURE(start_single());
   auto& a = add("a");
   auto& b = add("b");
   wait_ready();
@@ -356,7 +342,7 @@ TEST_F(RedisBusTest, SurvivesARedisRestart) {
 }
 
 TEST_F(RedisBusTest, ClaimStoresOnlyTheFirstValue) {
-  start_single();
+  ASSERT_NO_FATAL_FAILURE(start_single());
   auto& a = add("a");
   auto& b = add("b");
   wait_ready();
@@ -379,7 +365,7 @@ TEST_F(RedisBusTest, ClaimStoresOnlyTheFirstValue) {
 }
 
 TEST_F(RedisBusTest, RateLimitsAreSharedBetweenInstances) {
-  start_single();
+  ASSERT_NO_FATAL_FAILURE(start_single());
   auto& a = add("a");
   auto& b = add("b");
   wait_ready();
@@ -414,7 +400,7 @@ TEST_F(RedisBusTest, RateLimitsAreSharedBetweenInstances) {
 // ---- Redis Cluster ----
 
 TEST_F(RedisBusTest, ClusterRoutesUsersOnEveryMaster) {
-  start_cluster();
+  ASSERT_NO_FATAL_FAILURE(start_cluster());
   auto& a = add("a");
   auto& b = add("b");
   auto& c = add("c");
@@ -477,7 +463,7 @@ TEST_F(RedisBusTest, ClusterRoutesUsersOnEveryMaster) {
 }
 
 TEST_F(RedisBusTest, ClusterNodeRestartRecovers) {
-  start_cluster();
+  ASSERT_NO_FATAL_FAILURE(start_cluster());
   auto& a = add("a");
   auto& b = add("b");
   wait_ready();

@@ -3,11 +3,8 @@
 // stops it too if the test dies). Every test uses its own database.
 #include "store/mongo_store.hpp"
 
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <mongoc/mongoc.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -26,6 +23,7 @@
 
 #include "core/object_id.hpp"
 #include "store/store.hpp"
+#include "services/ports.hpp"
 #include "unit/store/read_state_contract.hpp"
 #include "unit/store/store_fixtures.hpp"
 
@@ -36,21 +34,6 @@ namespace fs = std::filesystem;
 using namespace fixtures;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
-
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  socklen_t len = sizeof a;
-  int port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0)
-    port = ntohs(a.sin_port);
-  ::close(fd);
-  return port;
-}
 
 // One FerretDB per test process, started on first use.
 class Ferret {
@@ -66,10 +49,17 @@ class Ferret {
       std::string tmpl = (fs::temp_directory_path() / "chat_mongo_test_XXXXXX").string();
       if (::mkdtemp(tmpl.data()) == nullptr) return false;
       dir_ = tmpl;
-      port_ = free_port();
     }
-    started_ = run("start --dir '" + dir_ + "' --port " + std::to_string(port_) +
-                   " --watch-pid " + std::to_string(::getpid()));
+    auto start = [&](int port) {
+      return run("start --dir '" + dir_ + "' --port " + std::to_string(port) + " --watch-pid " +
+                 std::to_string(::getpid()));
+    };
+    if (port_ == 0) {
+      port_ = test::start_on_free_port(start);
+      started_ = port_ != 0;
+    } else {
+      started_ = start(port_);  // a restart keeps the port the URIs name
+    }
     return started_;
   }
   bool stop() {

@@ -30,11 +30,13 @@ class Environment : public ::testing::Environment {
     broker->start();
     ferret_dir = (std::filesystem::temp_directory_path() /
                   ("chat-ferret-test-" + std::to_string(::getpid()))).string();
-    ferret_port = test::free_port();
-    std::string cmd = test::scripts_dir() + "/services/ferretdb.sh start --dir " + ferret_dir +
-                      " --port " + std::to_string(ferret_port) + " --watch-pid " +
-                      std::to_string(::getpid());
-    if (std::system(cmd.c_str()) != 0) throw std::runtime_error("ferretdb did not start");
+    ferret_port = static_cast<std::uint16_t>(test::start_on_free_port([](int port) {
+      std::string cmd = test::scripts_dir() + "/services/ferretdb.sh start --dir " + ferret_dir +
+                        " --port " + std::to_string(port) + " --watch-pid " +
+                        std::to_string(::getpid());
+      return std::system(cmd.c_str()) == 0;
+    }));
+    if (ferret_port == 0) throw std::runtime_error("ferretdb did not start");
   }
   void TearDown() override {
     (void)std::system((test::scripts_dir() + "/services/ferretdb.sh stop --dir " + ferret_dir).c_str());

@@ -2,10 +2,7 @@
 // Test helpers for the Kafka service tests: one broker per test process (scripts/services/
 // kafka.sh on free ports in a temp dir, stopped with the process), and plain librdkafka
 // producer/consumer helpers that do not go through the code under test.
-#include <arpa/inet.h>
 #include <librdkafka/rdkafka.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -20,6 +17,7 @@
 
 #include <gtest/gtest.h>
 
+#include "services/ports.hpp"
 #include "store/store.hpp"
 
 namespace chat::test {
@@ -27,30 +25,6 @@ namespace chat::test {
 inline std::string scripts_dir() {
   const char* s = std::getenv("CHAT_SCRIPTS");
   return s && *s ? s : CHAT_DEFAULT_SCRIPTS;
-}
-
-// A port nobody listens on now (bind to 0, read it back, release it).
-inline std::uint16_t free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
-inline bool port_free(std::uint16_t port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(port);
-  bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-  ::close(fd);
-  return ok;
 }
 
 class KafkaBroker {
@@ -63,16 +37,24 @@ class KafkaBroker {
     dir_ = std::filesystem::temp_directory_path() /
            ("chat-kafka-test-" + std::to_string(::getpid()) + "-" + std::to_string(::time(nullptr)));
     std::filesystem::create_directories(dir_);
-    for (int attempt = 0; attempt < 20; ++attempt) {
-      port_ = free_port();
-      sasl_port_ = free_port();
-      if (port_ != sasl_port_ && sasl_port_ != port_ + 1 && port_free(port_ + 1)) break;
+    std::string cmd;
+    for (int attempt = 0; attempt < 3; ++attempt) {  // a port lost to a parallel test: new ones
+      if (attempt > 0) {  // the storage is formatted for the ports: a fresh directory
+        stop();
+        std::filesystem::remove_all(dir_);
+        std::filesystem::create_directories(dir_);
+      }
+      do {
+        port_ = static_cast<std::uint16_t>(free_port(1));  // the controller listens on port + 1
+        sasl_port_ = static_cast<std::uint16_t>(free_port());
+      } while (sasl_port_ == port_ || sasl_port_ == port_ + 1);
+      cmd = scripts_dir() + "/services/kafka.sh start --dir " + dir_.string() + " --port " +
+            std::to_string(port_) + " --sasl-port " + std::to_string(sasl_port_) + " --sasl-user " +
+            kUser + " --sasl-password " + kPassword + " --partitions 3 --no-verify --watch-pid " +
+            std::to_string(::getpid());
+      if (std::system(cmd.c_str()) == 0) return;
     }
-    std::string cmd = scripts_dir() + "/services/kafka.sh start --dir " + dir_.string() +
-                      " --port " + std::to_string(port_) + " --sasl-port " + std::to_string(sasl_port_) +
-                      " --sasl-user " + kUser + " --sasl-password " + kPassword +
-                      " --partitions 3 --no-verify --watch-pid " + std::to_string(::getpid());
-    if (std::system(cmd.c_str()) != 0) throw std::runtime_error("kafka did not start: " + cmd);
+    throw std::runtime_error("kafka did not start: " + cmd);
   }
   void stop() {
     if (dir_.empty()) return;
