@@ -103,6 +103,9 @@ if (byCase.chatd_idle || byCase.node_idle) {
   row(`**idle**: connections held`, num(idleConns), num(get('node_idle', 'connect_ok')),
     idleConns !== undefined ? `target 19,000${mark(idleConns >= 19000 && get('chatd_idle', 'connect_failed') === 0)}` : '');
   row('connect rate (connections/s)', num(connectRate), num(get('node_idle', 'connect_rate')), connectRate !== undefined ? `target ≥ 20,000${mark(connectRate >= 20000)}` : '');
+  const cpuWhileConnecting = (c) => (get(c, 'server.cpu_connect_pct') === undefined ? '–'
+    : `${num(get(c, 'server.cpu_connect_pct'), 1)} % / ${get(c, 'client.cpu_connect_pct') === undefined ? '–' : `${num(get(c, 'client.cpu_connect_pct'), 1)} %`}`);
+  row('CPU while connecting: server (its process; not the kernel\'s softirq work) / generator', cpuWhileConnecting('chatd_idle'), cpuWhileConnecting('node_idle'));
   row('connect latency p50 / p99', `${ms(get('chatd_idle', 'latency_us.connect.p50'))} / ${ms(get('chatd_idle', 'latency_us.connect.p99'))}`,
     `${ms(get('node_idle', 'latency_us.connect.p50'))} / ${ms(get('node_idle', 'latency_us.connect.p99'))}`);
   row('server RSS per connection', rssPerConn !== undefined ? `${num(rssPerConn / 1024, 2)} KiB` : '–',

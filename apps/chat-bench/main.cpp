@@ -620,6 +620,13 @@ class Coordinator {
     r["connect_s"] = round2(connect_s);
     r["connect_rate"] = round2(connect_s > 0 ? static_cast<double>(u64(m, "connect_ok")) / connect_s : 0);
     r["latency_us"] = json::object{{"connect", h["hist_connect"].summary_json()}};
+    // The generator's cost while connecting: near 100 % of its core(s), the rate is chat-bench's.
+    double client_cpu_s = 0;
+    for (auto& c : connected) client_cpu_s += dbl(c, "cpu_s");
+    r["client"] = json::object{
+        {"cpu_connect_s", round2(client_cpu_s)},
+        {"cpu_connect_pct", round2(connect_s > 0 ? 100 * client_cpu_s / connect_s : 0)},
+        {"us_per_conn", round2(u64(m, "connect_ok") ? client_cpu_s * 1e6 / static_cast<double>(u64(m, "connect_ok")) : 0)}};
     r["hold_s"] = o_.hold_s;
     r["disconnects"] = dm["disconnects"];
     r["close_reasons"] = dm["close_reasons"];
@@ -660,6 +667,9 @@ class Coordinator {
                 with_commas(dbl(r, "connect_ok")).c_str(), with_commas(dbl(r, "connect_failed")).c_str(),
                 dbl(r, "connect_s"), with_commas(dbl(r, "connect_rate")).c_str());
     if (u64(r, "connect_failed")) std::printf("  connect errors   %s\n", json::serialize(r.at("connect_errors")).c_str());
+    const auto& cl = r.at("client").get_object();
+    std::printf("  generator CPU    %.1f%% of a core while connecting (all processes), %.1f µs per connection\n",
+                dbl(cl, "cpu_connect_pct"), dbl(cl, "us_per_conn"));
     std::printf("  latency (µs)           p50       p90       p99     p99.9       max      mean        count\n");
     print_latency_row("connect", h["hist_connect"]);
     std::printf("  hold             %s disconnects, %s pings answered\n", with_commas(dbl(r, "disconnects")).c_str(),

@@ -654,10 +654,13 @@ class Worker final : public SioHandler {
     if (!go) return 1;
     std::this_thread::sleep_until(std::chrono::steady_clock::time_point(std::chrono::nanoseconds(*go)));
     const std::int64_t started = now_ns();
+    const double cpu0 = process_cpu_s();
     const std::int64_t finished = connect_all();
+    const double cpu_used = process_cpu_s() - cpu0;
     json::object c = connect_json();
     c["t_start"] = started;
     c["t_end"] = finished;
+    c["cpu_s"] = cpu_used;  // this process, while connecting
     ch_.send("CONNECTED " + json::serialize(c));
     for (;;) {
       auto line = ch_.receive(std::chrono::seconds(1));

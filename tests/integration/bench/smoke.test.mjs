@@ -90,6 +90,9 @@ test('idle: connections are opened, held and the server is sampled', async () =>
   assert.equal(x.disconnects, 0);
   assert.ok(x.connect_rate > 0);
   checkLatency(x.latency_us.connect, 'connect');
+  // The generator's own CPU while connecting, to tell its bound from the server's.
+  assert.ok(x.client.cpu_connect_s > 0 && x.client.us_per_conn > 0, JSON.stringify(x.client));
+  assert.equal(typeof x.client.cpu_connect_pct, 'number');
   assert.ok(x.server.rss_kb_end > 0);
   assert.equal(typeof x.server.rss_bytes_per_conn, 'number');
   assert.equal(typeof x.server.idle_cpu_pct, 'number');
