@@ -3,6 +3,7 @@
 // jwt.sign({userId}, secret, {expiresIn}): header {"alg":"HS256","typ":"JWT"}, payload
 // {"userId":"…","iat":…,"exp":…}. Tokens from the old server verify with the same secret.
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -29,8 +30,12 @@ class JwtCodec {
   std::int64_t ttl_seconds() const noexcept { return ttl_; }
 
  private:
+  struct Keyed;  ///< HMAC-SHA-256 state with the key absorbed (libsodium's; kept out of this header)
+  std::string mac(std::string_view data) const;
+
   std::string secret_;
   std::int64_t ttl_;
+  std::shared_ptr<const Keyed> keyed_;
 };
 
 }  // namespace chat::auth

@@ -104,6 +104,26 @@ TEST(Jwt, OwnTokenRoundTrips) {
   EXPECT_EQ(r->exp, 4600);
 }
 
+TEST(Jwt, SecretsOfAnyLengthMatchAnIndependentHmac) {
+  // The codec absorbs the key once and reuses that state for every token; OpenSSL's one-shot
+  // HMAC (in forge) hashes it anew. Keys longer than SHA-256's 64-byte block are hashed first.
+  const std::string payload = R"({"userId":"abc","iat":1000})";
+  for (const std::string& secret : {std::string("k"), std::string(64, 'x'), std::string(65, 'y'),
+                                   std::string(200, 'z')}) {
+    JwtCodec codec(secret, 3600);
+    for (int i = 0; i < 3; ++i) {  // the same codec, again and again
+      auto r = codec.verify(forge(kHs256, payload, secret), 1001);
+      ASSERT_TRUE(r.ok()) << secret.size() << ": " << r.err().message;
+      EXPECT_EQ(r->user_id, "abc");
+      expect_invalid(codec, forge(kHs256, payload, secret + "!"), 1001, "another secret");
+    }
+    const std::string own = codec.sign("abc", 1000);
+    EXPECT_EQ(own.substr(own.rfind('.') + 1),
+              forge(kHs256, R"({"userId":"abc","iat":1000,"exp":4600})", secret).substr(own.rfind('.') + 1))
+        << secret.size();
+  }
+}
+
 TEST(Jwt, ExpiryIsExclusiveLikeJsonwebtoken) {
   JwtFixture f;
   JwtCodec codec(f.secret, f.ttl);
