@@ -385,8 +385,8 @@ def drain_stats(samples, t0, t1):
         return {}
     busy_written = busy_time = busy_wcount = busy_wsum = busy_bsum = busy_bcount = 0.0
     series = []
-    # The lag gauge trails the writes by a few seconds (it is measured against the broker, which
-    # is busy), so the backlog counts as gone after the last sample that saw a write.
+    # The lag gauge trails the writes by a second or two (it is refreshed every second against
+    # the broker), so the backlog counts as gone after the last sample that saw a write.
     last_write_t = max((b["t"] for a, b in zip(s, s[1:]) if b["written"] > a["written"]), default=s[-1]["t"])
     for a, b in zip(s, s[1:]):
         dt = b["t"] - a["t"]
