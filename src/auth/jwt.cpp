@@ -72,13 +72,14 @@ JwtCodec::JwtCodec(std::string secret, std::int64_t ttl_seconds)
 /// base64url(HMAC-SHA-256(secret, data)); empty on failure.
 std::string JwtCodec::mac(std::string_view data) const {
   if (!keyed_->ok) return {};
-  unsigned char mac[crypto_auth_hmacsha256_BYTES];
+  unsigned char digest[crypto_auth_hmacsha256_BYTES];
   crypto_auth_hmacsha256_state st = keyed_->state;
-  if (crypto_auth_hmacsha256_update(&st, reinterpret_cast<const unsigned char*>(data.data()), data.size()) != 0 ||
-      crypto_auth_hmacsha256_final(&st, mac) != 0)
-    return {};
-  sodium_memzero(&st, sizeof st);
-  return base64url_encode(std::string_view(reinterpret_cast<const char*>(mac), sizeof mac));
+  const bool ok =
+      crypto_auth_hmacsha256_update(&st, reinterpret_cast<const unsigned char*>(data.data()), data.size()) == 0 &&
+      crypto_auth_hmacsha256_final(&st, digest) == 0;
+  sodium_memzero(&st, sizeof st);  // the keyed state would let anyone sign
+  if (!ok) return {};
+  return base64url_encode(std::string_view(reinterpret_cast<const char*>(digest), sizeof digest));
 }
 
 std::string JwtCodec::sign(std::string_view user_id, std::int64_t now_s) const {
