@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <fstream>
 #include <random>
+#include <set>
 
 namespace chat::test {
 
@@ -39,12 +40,19 @@ inline int ephemeral_low() {
 
 /// A port nothing is bound to now, below the ephemeral range; when `also_free_at` is non-zero,
 /// port + also_free_at is free and below it too (Redis Cluster's bus port is port + 10000).
+/// Never a port (nor a port + also_free_at) this process was given before, so several ports
+/// asked for one service cannot collide before it binds them.
 inline int free_port(int also_free_at = 0) {
   static std::mt19937 rng(std::random_device{}());  // not pid/time: ctest -j starts many at once
+  static std::set<int> given;
   std::uniform_int_distribution<int> dist(10000, ephemeral_low() - 1 - also_free_at);
   for (;;) {
     const int p = dist(rng);
-    if (port_free(p) && (also_free_at == 0 || port_free(p + also_free_at))) return p;
+    const int q = also_free_at == 0 ? p : p + also_free_at;
+    if (given.contains(p) || given.contains(q) || !port_free(p) || !port_free(q)) continue;
+    given.insert(p);
+    given.insert(q);
+    return p;
   }
 }
 

@@ -44,10 +44,8 @@ class KafkaBroker {
         std::filesystem::remove_all(dir_);
         std::filesystem::create_directories(dir_);
       }
-      do {
-        port_ = static_cast<std::uint16_t>(free_port(1));  // the controller listens on port + 1
-        sasl_port_ = static_cast<std::uint16_t>(free_port());
-      } while (sasl_port_ == port_ || sasl_port_ == port_ + 1);
+      port_ = static_cast<std::uint16_t>(free_port(1));  // the controller listens on port + 1
+      sasl_port_ = static_cast<std::uint16_t>(free_port());
       cmd = scripts_dir() + "/services/kafka.sh start --dir " + dir_.string() + " --port " +
             std::to_string(port_) + " --sasl-port " + std::to_string(sasl_port_) + " --sasl-user " +
             kUser + " --sasl-password " + kPassword + " --partitions 3 --no-verify --watch-pid " +
