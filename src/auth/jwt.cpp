@@ -61,11 +61,10 @@ struct JwtCodec::Keyed {
   bool ok = false;
 };
 
-JwtCodec::JwtCodec(std::string secret, std::int64_t ttl_seconds)
-    : secret_(std::move(secret)), ttl_(ttl_seconds) {
+JwtCodec::JwtCodec(std::string_view secret, std::int64_t ttl_seconds) : ttl_(ttl_seconds) {
   auto keyed = std::make_shared<Keyed>();
-  keyed->ok = crypto_auth_hmacsha256_init(&keyed->state, reinterpret_cast<const unsigned char*>(secret_.data()),
-                                          secret_.size()) == 0;
+  keyed->ok = crypto_auth_hmacsha256_init(&keyed->state, reinterpret_cast<const unsigned char*>(secret.data()),
+                                          secret.size()) == 0;
   keyed_ = std::move(keyed);
 }
 

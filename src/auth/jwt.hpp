@@ -20,7 +20,7 @@ struct Claims {
 /// Immutable after construction; thread-safe.
 class JwtCodec {
  public:
-  JwtCodec(std::string secret, std::int64_t ttl_seconds);
+  JwtCodec(std::string_view secret, std::int64_t ttl_seconds);
   /// Token for `user_id` issued at `now_s`, expiring at now_s + ttl.
   std::string sign(std::string_view user_id, std::int64_t now_s) const;
   /// Checks structure, alg == HS256 (no "none", no other alg), signature (constant time),
@@ -33,7 +33,6 @@ class JwtCodec {
   struct Keyed;  ///< HMAC-SHA-256 state with the key absorbed (libsodium's; kept out of this header)
   std::string mac(std::string_view data) const;
 
-  std::string secret_;
   std::int64_t ttl_;
   std::shared_ptr<const Keyed> keyed_;
 };
