@@ -23,7 +23,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -32,6 +31,7 @@
 #include <thread>
 #include <vector>
 
+#include "args.hpp"
 #include "histogram.hpp"
 #include "proc_stats.hpp"
 
@@ -54,10 +54,7 @@ bool parse(int argc, char** argv, Args& a) {
     const std::string k = argv[i];
     if (i + 1 >= argc) return false;
     const std::string v = argv[++i];
-    auto num = [&](std::size_t& out) {
-      auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
-      return ec == std::errc{} && p == v.data() + v.size();
-    };
+    auto num = [&](std::size_t& out) { return chat::bench::parse_number(v, out); };
     bool ok = true;
     if (k == "--writes") ok = num(a.writes) && a.writes > 0;
     else if (k == "--bytes") ok = num(a.bytes) && a.bytes > 0 && a.bytes <= (1u << 20);

@@ -6,7 +6,6 @@
 //
 // Prints each round's mean time per verify, then one line "RESULT {json}".
 #include <algorithm>
-#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -14,24 +13,15 @@
 
 #include <boost/json.hpp>
 
+#include "args.hpp"
 #include "auth/jwt.hpp"
-
-namespace {
-
-bool parse_count(const char* text, long& out) {
-  std::string_view s(text);
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-  return ec == std::errc() && p == s.data() + s.size() && out > 0;
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   long iterations = 1'000'000, rounds = 3;
   for (int i = 1; i < argc; ++i) {
     const std::string_view a = argv[i];
     long* target = a == "--iterations" ? &iterations : a == "--rounds" ? &rounds : nullptr;
-    if (target == nullptr || i + 1 >= argc || !parse_count(argv[++i], *target)) {
+    if (target == nullptr || i + 1 >= argc || !chat::bench::parse_number(argv[++i], *target) || *target <= 0) {
       std::fprintf(stderr, "usage: chat-jwt-bench [--iterations N] [--rounds N]\n");
       return 2;
     }

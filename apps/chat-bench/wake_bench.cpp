@@ -23,7 +23,6 @@
 #include <sched.h>
 #include <unistd.h>
 
-#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -31,6 +30,7 @@
 #include <utility>
 #include <vector>
 
+#include "args.hpp"
 #include "histogram.hpp"
 #include "proc_stats.hpp"
 
@@ -59,11 +59,6 @@ bool first_two_cores(int& a, int& b) {
   return b >= 0;
 }
 
-bool parse_num(const std::string& v, auto& out) {
-  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
-  return ec == std::errc{} && p == v.data() + v.size();
-}
-
 bool parse(int argc, char** argv, Args& a) {
   for (int i = 1; i < argc; ++i) {
     const std::string k = argv[i];
@@ -71,13 +66,13 @@ bool parse(int argc, char** argv, Args& a) {
     const std::string v = argv[++i];
     bool ok = true;
     if (k == "--iterations") {
-      ok = parse_num(v, a.iterations) && a.iterations > 0;
+      ok = chat::bench::parse_number(v, a.iterations) && a.iterations > 0;
     } else if (k == "--gap-us") {
-      ok = parse_num(v, a.gap_us);
+      ok = chat::bench::parse_number(v, a.gap_us);
     } else if (k == "--cores") {
       const auto comma = v.find(',');
-      ok = comma != std::string::npos && parse_num(v.substr(0, comma), a.core_a) &&
-           parse_num(v.substr(comma + 1), a.core_b) && a.core_a >= 0 && a.core_b >= 0 &&
+      ok = comma != std::string::npos && chat::bench::parse_number(v.substr(0, comma), a.core_a) &&
+           chat::bench::parse_number(v.substr(comma + 1), a.core_b) && a.core_a >= 0 && a.core_b >= 0 &&
            a.core_a != a.core_b;
     } else {
       ok = false;
