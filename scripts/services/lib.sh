@@ -120,21 +120,19 @@ tail_log() { [ -f "$1" ] && tail -n "${2:-30}" "$1" | sed "s/^/[$svc_name]   /" 
 # below the kernel's ephemeral range: that range is where outgoing connections take their local
 # port, and one could take a port from there before the service meant for it binds.
 free_ports() {
-  local n=$1 off=${2:-0} low p i out=" "
+  local n=$1 off=${2:-0} low p i taken=" " ports=()
   read -r low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || low=32768
   ((low >= 12000)) || low=32768
-  for ((i = 0; i < 1000 && n > 0; i++)); do
+  for ((i = 0; i < 1000 && ${#ports[@]} < n; i++)); do
     p=$((10000 + RANDOM % (low - 10000 - off)))
-    [[ $out == *" $p "* || $out == *" $((p + off)) "* ]] && continue
+    [[ $taken == *" $p "* || $taken == *" $((p + off)) "* ]] && continue
     port_open "$p" && continue
     ((off == 0)) || ! port_open "$((p + off))" || continue
-    out+="$p "
-    ((off == 0)) || out+="$((p + off)) "
-    printf '%s%s' "$p" "$( ((n > 1)) && echo ' ')"
-    n=$((n - 1))
+    taken+="$p $((p + off)) "
+    ports+=("$p")
   done
-  echo
-  ((n == 0))
+  echo "${ports[*]}"
+  ((${#ports[@]} == n))
 }
 
 # free_port: one of free_ports.
