@@ -357,6 +357,9 @@ TEST_F(RedisBusTest, ClaimStoresOnlyTheFirstValue) {
   auto third = claim(b, "idem:1", "msg-3", 400ms);
   ASSERT_TRUE(third.ok());
   EXPECT_FALSE(third->has_value());
+  // Each answered claim is timed: one on a, two on b.
+  EXPECT_NE(a.registry.serialize().find("chat_bus_claim_duration_seconds_count 1\n"), std::string::npos);
+  EXPECT_NE(b.registry.serialize().find("chat_bus_claim_duration_seconds_count 2\n"), std::string::npos);
 }
 
 TEST_F(RedisBusTest, RateLimitsAreSharedBetweenInstances) {
