@@ -26,7 +26,10 @@
 #        --rates "R1 R2" (extra open-loop runs at these rates, after the half-rate run),
 #        --batch-max N (chat-worker BATCH_MAX, default: the worker's own, 500),
 #        --pin (services + worker on core 0, chatd A/B on core 1, chat-bench on core 1; default:
-#        nothing pinned, everything shares both cores), --keep (keep the temp dir)
+#        nothing pinned, everything shares both cores),
+#        --db-nice N (FerretDB and chat-worker at nice N: the database's catch-up yields the cores to
+#        the delivery path, as if it ran on a machine of its own; default: all at nice 0),
+#        --keep (keep the temp dir)
 # Binaries: $CHATD_BIN, $CHAT_WORKER_BIN, $CHAT_BENCH_BIN (default build/bin/*).
 # Services: scripts/services/{redis,kafka,ferretdb}.sh (scripts/install-services.sh installs them).
 set -euo pipefail
@@ -39,6 +42,7 @@ WINDOW=8
 CHATD_THREADS=1
 DRAIN_MAX=60
 PIN=0
+DB_NICE=0
 KEEP=0
 RATES=""
 BATCH_MAX=""
@@ -54,8 +58,9 @@ while [ $# -gt 0 ]; do
     --rates) RATES="$2"; shift ;;
     --batch-max) BATCH_MAX="$2"; shift ;;
     --pin) PIN=1 ;;
+    --db-nice) DB_NICE="$2"; shift ;;
     --keep) KEEP=1 ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
     *) echo "cluster.sh: unknown flag $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -106,6 +111,12 @@ else
   SVC_CPU=(); CHATD_CPU=(); BENCH_CPU=()
   LAYOUT="nothing pinned: all 7 processes share the $(nproc) cores"
 fi
+# FerretDB and chat-worker: the same cores, at a lower priority with --db-nice.
+DB_CPU=("${SVC_CPU[@]}")
+if [ "$DB_NICE" != 0 ]; then
+  DB_CPU=(nice -n "$DB_NICE" "${DB_CPU[@]}")
+  LAYOUT="$LAYOUT; FerretDB and chat-worker at nice $DB_NICE"
+fi
 
 LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
 START_UTC="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -120,7 +131,7 @@ read -r REDIS_PORT KAFKA_PORT KAFKA_CPORT FERRET_PORT A_PORT B_PORT W_PORT <<<"$
 mkdir -p "$WORK/redis" "$WORK/kafka" "$WORK/ferret" "$WORK/a" "$WORK/b" "$WORK/w"
 "${SVC_CPU[@]}" bash "$SVC/redis.sh" start --dir "$WORK/redis" --port "$REDIS_PORT" --watch-pid $$ 2>>"$WORK/services.log" \
   || { cat "$WORK/services.log" >&2; die "redis did not start"; }
-"${SVC_CPU[@]}" bash "$SVC/ferretdb.sh" start --dir "$WORK/ferret" --port "$FERRET_PORT" --watch-pid $$ 2>>"$WORK/services.log" \
+"${DB_CPU[@]}" bash "$SVC/ferretdb.sh" start --dir "$WORK/ferret" --port "$FERRET_PORT" --watch-pid $$ 2>>"$WORK/services.log" \
   || { cat "$WORK/services.log" >&2; die "ferretdb did not start"; }
 "${SVC_CPU[@]}" bash "$SVC/kafka.sh" start --dir "$WORK/kafka" --port "$KAFKA_PORT" --controller-port "$KAFKA_CPORT" \
   --partitions 6 --watch-pid $$ 2>>"$WORK/services.log" \
@@ -179,7 +190,7 @@ start_worker() {
   (cd "$WORK/w" && exec env -i PATH="$PATH" HOME="$HOME" \
     MONGODB_URI="$MONGODB_URI" KAFKA_BROKERS="$KAFKA_BROKERS" KAFKA_TOPIC="$KAFKA_TOPIC" KAFKA_GROUP=bench-worker \
     METRICS_HOST=127.0.0.1 METRICS_PORT="$W_PORT" LOG_LEVEL=warn ${BATCH_MAX:+BATCH_MAX=$BATCH_MAX} \
-    "${SVC_CPU[@]}" "$WORKER" >>"$WORK/w/worker.log" 2>&1) &
+    "${DB_CPU[@]}" "$WORKER" >>"$WORK/w/worker.log" 2>&1) &
   WORKER_PID=$!
   PIDS+=($WORKER_PID)
   wait_http "http://127.0.0.1:$W_PORT/metrics" "$WORKER_PID" chat-worker "$WORK/w/worker.log"
@@ -190,7 +201,7 @@ wait_http "http://127.0.0.1:$A_PORT/healthz" "$A_PID" "chatd A" "$WORK/a/chatd.l
 start_chatd b "$B_PORT"
 wait_http "http://127.0.0.1:$B_PORT/healthz" "$B_PID" "chatd B" "$WORK/b/chatd.log"
 start_worker
-echo "MONGODB_URI=$MONGODB_URI KAFKA_BROKERS=$KAFKA_BROKERS KAFKA_TOPIC=$KAFKA_TOPIC KAFKA_GROUP=bench-worker METRICS_PORT=$W_PORT ${BATCH_MAX:+BATCH_MAX=$BATCH_MAX }${SVC_CPU[*]} chat-worker   # defaults: BATCH_MAX 500, BATCH_WAIT_MS 20" \
+echo "MONGODB_URI=$MONGODB_URI KAFKA_BROKERS=$KAFKA_BROKERS KAFKA_TOPIC=$KAFKA_TOPIC KAFKA_GROUP=bench-worker METRICS_PORT=$W_PORT ${BATCH_MAX:+BATCH_MAX=$BATCH_MAX }${DB_CPU[*]} chat-worker   # defaults: BATCH_MAX 500, BATCH_WAIT_MS 20" \
   | sed 's/^ *//' >>"$WORK/commands.txt"
 log "chatd A :$A_PORT (pid $A_PID), chatd B :$B_PORT (pid $B_PID), chat-worker metrics :$W_PORT (pid $WORKER_PID)"
 
@@ -362,6 +373,7 @@ def phase_stats(work, phase):
           "kafka_threads_cpu_pct": {k: v for v, k in kth[:6] if v > 0},
           "a_kafka_produce_ms": hist_summary(m0["a"], m1["a"], "chat_kafka_produce_duration_seconds", ms),
           "a_fanout_ms": hist_summary(m0["a"], m1["a"], "chat_message_fanout_seconds", ms),
+          "a_claim_ms": hist_summary(m0["a"], m1["a"], "chat_bus_claim_duration_seconds", ms),
           "worker_db_write_ms": hist_summary(m0["w"], m1["w"], "chat_worker_db_write_duration_seconds", ms),
           "worker_batch": hist_summary(m0["w"], m1["w"], "chat_worker_batch_size"),
           "worker_written": int(total(m1["w"], "chat_worker_written_total") - total(m0["w"], "chat_worker_written_total")),
@@ -371,7 +383,7 @@ def phase_stats(work, phase):
           "bus_dropped": int(total(m1["a"], "chat_bus_dropped_total") + total(m1["b"], "chat_bus_dropped_total")),
           "kafka_errors": int(total(m1["a"], "chat_kafka_produce_errors_total")),
           "a_unstored_end": int(total(m1["a"], "chat_cluster_unstored_messages"))}
-    for k in ("a_kafka_produce_ms", "a_fanout_ms", "worker_db_write_ms"):
+    for k in ("a_kafka_produce_ms", "a_fanout_ms", "a_claim_ms", "worker_db_write_ms"):
         st[k].pop("buckets", None)
     if not s0["metrics"].get("w") or not s1["metrics"].get("w"):  # the worker was stopped
         for k in ("worker_db_write_ms", "worker_batch", "worker_written", "worker_lag_end"):
@@ -450,8 +462,9 @@ def cmd_report(work, meta_json):
         print(f"  {'':24s} {'':9s}  {'':4s} send→ack(A)      {fmt_lat(lat.get('ack', {}))}")
         if "send_lag" in lat:
             print(f"  {'':24s} {'':9s}  {'':4s} generator lag    {fmt_lat(lat['send_lag'])}")
-        kp, fo = st["a_kafka_produce_ms"], st["a_fanout_ms"]
-        print(f"      chatd A: Kafka produce→ack mean {kp.get('mean')} ms (p50 ≤ {kp.get('p50_le')}, p99 ≤ {kp.get('p99_le')}); "
+        kp, fo, cl = st["a_kafka_produce_ms"], st["a_fanout_ms"], st["a_claim_ms"]
+        print(f"      chatd A: Redis claim mean {cl.get('mean')} ms (p99 ≤ {cl.get('p99_le')}); "
+              f"Kafka produce→ack mean {kp.get('mean')} ms (p50 ≤ {kp.get('p50_le')}, p99 ≤ {kp.get('p99_le')}); "
               f"creation→fan-out mean {fo.get('mean')} ms (p99 ≤ {fo.get('p99_le')}); bus published {st['a_bus_published']}, "
               f"B received {st['b_bus_received']}, dropped {st['bus_dropped']}")
         if st["worker_written"] is None:
