@@ -27,8 +27,9 @@
 #        --batch-max N (chat-worker BATCH_MAX, default: the worker's own, 500),
 #        --pin (services + worker on core 0, chatd A/B on core 1, chat-bench on core 1; default:
 #        nothing pinned, everything shares both cores),
-#        --db-nice N (FerretDB and chat-worker at nice N: the database's catch-up yields the cores to
-#        the delivery path, as if it ran on a machine of its own; default: all at nice 0),
+#        --db-nice N (FerretDB and chat-worker at nice N, an experiment: does a lower priority for the
+#        database's catch-up keep it from delaying delivery? Here it does not, docs/PERFORMANCE.md
+#        "Eleventh session"; default: all at nice 0),
 #        --keep (keep the temp dir)
 # Binaries: $CHATD_BIN, $CHAT_WORKER_BIN, $CHAT_BENCH_BIN (default build/bin/*).
 # Services: scripts/services/{redis,kafka,ferretdb}.sh (scripts/install-services.sh installs them).
@@ -60,7 +61,7 @@ while [ $# -gt 0 ]; do
     --pin) PIN=1 ;;
     --db-nice) DB_NICE="$2"; shift ;;
     --keep) KEEP=1 ;;
-    -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,35p' "$0"; exit 0 ;;
     *) echo "cluster.sh: unknown flag $1 (see --help)" >&2; exit 2 ;;
   esac
   shift

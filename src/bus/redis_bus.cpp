@@ -937,9 +937,9 @@ class Core {
               r->str.starts_with("MOVED") && handle_moved(r->str))
             return send_claim(req, false);
           release();
-          m_claim_.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - req->asked).count());
           if (r == nullptr)
             return req->cb(result<std::optional<std::string>>(errc::unavailable, "redis connection lost"));
+          m_claim_.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - req->asked).count());
           if (r->is_nil()) return req->cb(std::optional<std::string>{});
           if (r->type == resp::Reply::Type::string)
             return req->cb(std::optional<std::string>(std::move(r->str)));
