@@ -6,6 +6,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 #include <vector>
@@ -99,33 +100,32 @@ struct KafkaSource::Impl {
     if (parts.p->cnt == 0) return 0;
     if (rd_kafka_committed(rk, parts.p, 2000) != RD_KAFKA_RESP_ERR_NO_ERROR) return -1;
     // ListOffsets' timestamp -1 is "latest" (-2 "earliest"): the partition's end offset. One
-    // request for the assigned partitions `pick` keeps; their offsets in assignment order.
-    auto list_offsets = [&](std::int64_t spec, auto pick) -> std::vector<std::int64_t> {
+    // request for the assigned partitions `pick` keeps; their offsets in assignment order, or
+    // nothing when the broker could not answer for every one.
+    auto list_offsets = [&](std::int64_t spec, auto pick) -> std::optional<std::vector<std::int64_t>> {
       PartitionList q(parts.p->cnt);
       for (int i = 0; i < parts.p->cnt; ++i)
         if (pick(parts.p->elems[i]))
           rd_kafka_topic_partition_list_add(q.p, parts.p->elems[i].topic, parts.p->elems[i].partition)->offset = spec;
-      if (q.p->cnt == 0) return {};
-      if (rd_kafka_offsets_for_times(rk, q.p, 2000) != RD_KAFKA_RESP_ERR_NO_ERROR) return {};
       std::vector<std::int64_t> out;
+      if (q.p->cnt == 0) return out;
+      if (rd_kafka_offsets_for_times(rk, q.p, 2000) != RD_KAFKA_RESP_ERR_NO_ERROR) return std::nullopt;
       for (int j = 0; j < q.p->cnt; ++j) {
-        if (q.p->elems[j].err || q.p->elems[j].offset < 0) return {};
+        if (q.p->elems[j].err || q.p->elems[j].offset < 0) return std::nullopt;
         out.push_back(q.p->elems[j].offset);
       }
       return out;
     };
     auto uncommitted = [](const rd_kafka_topic_partition_t& e) { return e.offset < 0; };
     const auto ends = list_offsets(RD_KAFKA_OFFSET_END, [](const auto&) { return true; });
-    if (ends.size() != static_cast<std::size_t>(parts.p->cnt)) return -1;
-    const auto n_uncommitted = static_cast<std::size_t>(
-        std::count_if(parts.p->elems, parts.p->elems + parts.p->cnt, uncommitted));
+    if (!ends) return -1;
     const auto starts = list_offsets(RD_KAFKA_OFFSET_BEGINNING, uncommitted);  // no commit yet: from the log's start
-    if (starts.size() != n_uncommitted) return -1;
+    if (!starts) return -1;
     std::int64_t total = 0;
-    for (std::size_t k = 0, u = 0; k < ends.size(); ++k) {
+    for (std::size_t k = 0, u = 0; k < ends->size(); ++k) {
       const auto& e = parts.p->elems[k];
-      const std::int64_t pos = uncommitted(e) ? starts[u++] : e.offset;
-      total += std::max<std::int64_t>(0, ends[k] - pos);
+      const std::int64_t pos = uncommitted(e) ? (*starts)[u++] : e.offset;
+      total += std::max<std::int64_t>(0, (*ends)[k] - pos);
     }
     return total;
   }
