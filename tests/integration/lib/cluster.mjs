@@ -19,13 +19,14 @@ export { freePort };
 
 /**
  * start(port) on a fresh free port, again on another (at most `attempts` times) when it fails: a
- * port can still be lost to a test process that drew the same one. Resolves to what start gave.
+ * port can still be lost to a test process that drew the same one. Resolves to the port it started on.
  */
 async function onFreePort(start, { attempts = 3, alsoFreeAt = 0 } = {}) {
   for (let i = 1; ; i++) {
     const port = await freePort({ alsoFreeAt });
     try {
-      return await start(port);
+      await start(port);
+      return port;
     } catch (e) {
       if (i >= attempts) throw e;
     }
@@ -51,7 +52,7 @@ export async function startRedis({ cluster = false } = {}) {
   const dir = makeTempDir('chat-redis-');
   if (!cluster) {
     const startOn = (port) => service('redis.sh', ['start', '--dir', dir, '--port', String(port), ...watch()]);
-    const port = await onFreePort(async (p) => (await startOn(p), p));
+    const port = await onFreePort(startOn);
     return {
       dir,
       ports: [port],
@@ -89,7 +90,6 @@ export async function startKafka({ partitions = 6 } = {}) {
     dir = makeTempDir('chat-kafka-'); // a fresh one each time: the storage is formatted for its ports
     await service('kafka.sh', ['start', '--dir', dir, '--port', String(p), '--controller-port',
       String(await freePort()), '--partitions', String(partitions), ...watch()], { timeoutMs: 240000 });
-    return p;
   });
   return {
     dir,
@@ -103,7 +103,7 @@ export async function startKafka({ partitions = 6 } = {}) {
 export async function startFerret() {
   const dir = makeTempDir('chat-ferret-');
   const startOn = (port) => service('ferretdb.sh', ['start', '--dir', dir, '--port', String(port), ...watch()]);
-  const port = await onFreePort(async (p) => (await startOn(p), p));
+  const port = await onFreePort(startOn);
   return {
     dir,
     port,
@@ -115,11 +115,9 @@ export async function startFerret() {
 
 export async function startNginx(upstreamPorts) {
   const dir = makeTempDir('chat-nginx-');
-  const port = await onFreePort(async (p) => {
-    await service('nginx.sh', ['start', '--dir', dir, '--port', String(p), '--upstreams', upstreamPorts.join(','),
-      '--sticky', 'cookie', ...watch()]);
-    return p;
-  });
+  const port = await onFreePort((p) =>
+    service('nginx.sh', ['start', '--dir', dir, '--port', String(p), '--upstreams', upstreamPorts.join(','),
+      '--sticky', 'cookie', ...watch()]));
   return {
     dir,
     port,
