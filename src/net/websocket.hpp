@@ -25,6 +25,22 @@ class WsConnection {
   virtual std::size_t queued_bytes() const = 0;
 };
 
+/// While one lives on a thread, frames sent from that thread to WebSockets are written when it
+/// ends, from this thread: one non-blocking write per connection for everything sent to it,
+/// instead of a flush posted to each connection's strand (a handler each, and a wake-up of the
+/// I/O thread when the sender is another thread). What the kernel does not take, and a
+/// connection that is closing, go to the strand as before. Nested batches are one batch.
+class SendBatch {
+ public:
+  SendBatch();
+  ~SendBatch();
+  SendBatch(const SendBatch&) = delete;
+  SendBatch& operator=(const SendBatch&) = delete;
+
+ private:
+  bool outer_;
+};
+
 /// Receives the events of one WebSocket, on that connection's strand, one at a time.
 class WsHandler {
  public:

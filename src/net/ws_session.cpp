@@ -5,6 +5,9 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/http/field.hpp>
 
+#include <sys/socket.h>
+#include <sys/uio.h>
+
 #include <array>
 #include <atomic>
 #include <mutex>
@@ -29,6 +32,11 @@ constexpr std::size_t kShareThreshold = 2048;
 // the bytes of an incomplete frame.
 constexpr std::size_t kScratchSize = 64 * 1024;
 constexpr auto kCloseTimeout = std::chrono::seconds(5);
+
+class WsSession;
+// The connections armed while a SendBatch lives on this thread (null when none does).
+thread_local std::vector<std::shared_ptr<WsSession>>* t_send_batch = nullptr;
+thread_local std::vector<std::shared_ptr<WsSession>> t_send_batch_storage;
 
 // The WebSocket protocol after the HTTP upgrade, framed here (ws_frame.hpp) rather than by
 // Beast's websocket::stream: every frame that is queued when the socket can be written goes out
@@ -280,7 +288,63 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
   void arm_locked() {
     if (armed_) return;  // a flush is posted or a write is in flight: it will take these
     armed_ = true;
+    if (t_send_batch) t_send_batch->push_back(shared_from_this());  // written at its end
+    else asio::post(socket_.get_executor(), [self = shared_from_this()] { self->flush(); });
+  }
+
+ public:
+  /// At the end of a SendBatch, on its thread, with armed_ ours: writes what is pending in one
+  /// non-blocking sendmsg, under mu_, so that finish() (which sets closed_ under it before it
+  /// closes the socket) cannot close the descriptor meanwhile. Whatever is left (the kernel took
+  /// part, an error, a close frame to follow through) is the strand's flush.
+  void write_batched() {
+    {
+      std::lock_guard lock(mu_);
+      if (closed_) {
+        armed_ = false;
+        return;
+      }
+      if (!close_sent_) {
+        constexpr std::size_t kMaxIov = 64;
+        std::array<iovec, kMaxIov> iov;
+        std::size_t count = 0, total = 0;
+        for (const Segment& seg : pending_) {
+          if (count == kMaxIov) break;
+          const std::string& b = seg.shared ? *seg.shared : seg.bytes;
+          iov[count++] = iovec{const_cast<char*>(b.data()), b.size()};
+          total += b.size();
+        }
+        msghdr msg{};
+        msg.msg_iov = iov.data();
+        msg.msg_iovlen = count;
+        const ssize_t r = ::sendmsg(socket_.native_handle(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+        const std::size_t n = r > 0 ? static_cast<std::size_t>(r) : 0;
+        queued_.fetch_sub(n, std::memory_order_relaxed);
+        if (n == total && count == pending_.size()) {
+          pending_.clear();
+          armed_ = false;
+          return;
+        }
+        drop_front_locked(n);
+      }
+    }
     asio::post(socket_.get_executor(), [self = shared_from_this()] { self->flush(); });
+  }
+
+ private:
+  /// Removes the first n pending bytes (written). mu_ held.
+  void drop_front_locked(std::size_t n) {
+    auto it = pending_.begin();
+    while (it != pending_.end() && n >= it->size()) n -= (it++)->size();
+    pending_.erase(pending_.begin(), it);
+    if (n == 0) return;
+    Segment& seg = pending_.front();
+    if (seg.shared) {
+      seg.bytes.assign(*seg.shared, n);
+      seg.shared.reset();
+    } else {
+      seg.bytes.erase(0, n);
+    }
   }
 
   /// On the strand, with armed_ set: writes everything pending in one gather write, or disarms.
@@ -383,6 +447,28 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
 };
 
 }  // namespace
+
+}  // namespace chat::net::detail
+
+namespace chat::net {
+
+SendBatch::SendBatch() : outer_(detail::t_send_batch == nullptr) {
+  if (outer_) detail::t_send_batch = &detail::t_send_batch_storage;
+}
+
+SendBatch::~SendBatch() {
+  if (!outer_) return;
+  std::vector<std::shared_ptr<detail::WsSession>> armed;
+  armed.swap(detail::t_send_batch_storage);
+  detail::t_send_batch = nullptr;  // what the writes arm (nothing, normally) is posted
+  for (const auto& s : armed) s->write_batched();
+  armed.clear();
+  armed.swap(detail::t_send_batch_storage);  // keeps the capacity
+}
+
+}  // namespace chat::net
+
+namespace chat::net::detail {
 
 void start_websocket(beast::tcp_stream&& stream, beast::flat_buffer&& buffer,
                      http::request<http::string_body>&& req, std::shared_ptr<WsHandler> handler,
