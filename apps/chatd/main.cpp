@@ -23,6 +23,7 @@
 #include "core/task_pool.hpp"
 #include "metrics/metrics.hpp"
 #include "net/http_server.hpp"
+#include "net/websocket.hpp"
 #include "ratelimit/memory_rate_limiter.hpp"
 #include "realtime/realtime.hpp"
 #include "socketio/server.hpp"
@@ -285,9 +286,18 @@ int run(const chat::config::Config& cfg) {
   ropts.bus = bus;
   realtime = std::make_unique<realtime::Realtime>(*sio, chat_service, pool, presence, registry,
                                                   server.io_context(), ropts);
-  // Acks and fan-out of committed messages run on the I/O threads (one strand keeps them in
-  // commit order), so that the store's writer goes on to the next group commit at once.
-  if (b.sqlite) {
+  // Acks and fan-out of committed messages. With one I/O thread they run on the journal thread
+  // itself, their WebSocket writes batched per commit (net::SendBatch): handing them to the one
+  // I/O thread bought no parallelism, only a wake-up and a posted flush per recipient (closed
+  // loop on one core: +5-18 % messages/s, 1/10 of the context switches; docs/PERFORMANCE.md,
+  // thirteenth session). With more, they run on the I/O threads (one strand keeps them in
+  // commit order), so that the journal goes on to the next group commit at once.
+  if (b.sqlite && nopts.threads <= 1) {
+    b.sqlite->set_callback_executor([](std::function<void()> fn) {
+      net::SendBatch batch;
+      fn();
+    });
+  } else if (b.sqlite) {
     auto strand = boost::asio::make_strand(server.io_context());
     b.sqlite->set_callback_executor(
         [strand](std::function<void()> fn) { boost::asio::post(strand, std::move(fn)); });
