@@ -10,6 +10,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <future>
 #include <memory>
@@ -181,6 +182,28 @@ TEST_F(WsSessionTest, WhatTheKernelDoesNotTakeIsLeftToTheStrand) {
   release();
   EXPECT_EQ(read_frame(10000ms), big);
   EXPECT_EQ(read_frame(5000ms), "tail");
+}
+
+TEST_F(WsSessionTest, BatchesRacingTheConnectionsEndAreRefusedOnceItEnds) {
+  // Another thread sends in batches while the peer goes away, so batch ends race the session's
+  // end (under the sanitizers: no use of a freed session or buffer); from the end on send()
+  // refuses, and nothing stays queued.
+  std::atomic<bool> refused{false};
+  std::thread sender([&] {
+    const auto frame = std::make_shared<const std::string>(std::string(100, 'x'));
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (!refused && std::chrono::steady_clock::now() < deadline) {
+      SendBatch batch;
+      for (int i = 0; i < 4; ++i)
+        if (!conn_->send(frame, false)) refused = true;
+    }
+  });
+  ASSERT_TRUE(read_frame(5000ms).has_value());  // the batches are writing
+  ::shutdown(fd_, SHUT_RDWR);  // the server reads EOF, its session ends
+  sender.join();
+  EXPECT_TRUE(refused.load());
+  EXPECT_FALSE(conn_->send(std::make_shared<const std::string>("late"), false));
+  EXPECT_EQ(conn_->queued_bytes(), 0u);
 }
 
 }  // namespace
