@@ -115,7 +115,8 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
   struct Segment {
     std::string bytes;
     std::shared_ptr<const std::string> shared;
-    std::size_t size() const { return shared ? shared->size() : bytes.size(); }
+    const std::string& data() const { return shared ? *shared : bytes; }
+    std::size_t size() const { return data().size(); }
   };
 
   // ---- reading (strand) ---------------------------------------------------------------------
@@ -310,9 +311,8 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
         std::size_t count = 0, total = 0;
         for (const Segment& seg : pending_) {
           if (count == kMaxIov) break;
-          const std::string& b = seg.shared ? *seg.shared : seg.bytes;
-          iov[count++] = iovec{const_cast<char*>(b.data()), b.size()};
-          total += b.size();
+          iov[count++] = iovec{const_cast<char*>(seg.data().data()), seg.size()};
+          total += seg.size();
         }
         msghdr msg{};
         msg.msg_iov = iov.data();
@@ -373,7 +373,7 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
       buffers_.clear();
       written_ = 0;
       for (const auto& s : writing_) {
-        buffers_.emplace_back(s.shared ? asio::buffer(*s.shared) : asio::buffer(s.bytes));
+        buffers_.emplace_back(asio::buffer(s.data()));
         written_ += s.size();
       }
       error_code ec;
