@@ -292,15 +292,17 @@ int run(const chat::config::Config& cfg) {
   // loop on one core: +5-18 % messages/s, 1/10 of the context switches; docs/PERFORMANCE.md,
   // thirteenth session). With more, they run on the I/O threads (one strand keeps them in
   // commit order), so that the journal goes on to the next group commit at once.
-  if (b.sqlite && nopts.threads <= 1) {
-    b.sqlite->set_callback_executor([](std::function<void()> fn) {
-      net::SendBatch batch;
-      fn();
-    });
-  } else if (b.sqlite) {
-    auto strand = boost::asio::make_strand(server.io_context());
-    b.sqlite->set_callback_executor(
-        [strand](std::function<void()> fn) { boost::asio::post(strand, std::move(fn)); });
+  if (b.sqlite) {
+    if (nopts.threads <= 1) {
+      b.sqlite->set_callback_executor([](std::function<void()> fn) {
+        net::SendBatch batch;
+        fn();
+      });
+    } else {
+      auto strand = boost::asio::make_strand(server.io_context());
+      b.sqlite->set_callback_executor(
+          [strand](std::function<void()> fn) { boost::asio::post(strand, std::move(fn)); });
+    }
   }
 
   std::unique_ptr<net::StaticFiles> web;
