@@ -101,6 +101,7 @@ chat::result<void> open_embedded(const chat::config::Config& cfg, chat::metrics:
   if (!cfg.journal_dir.empty())
     sopts.journal_path = (std::filesystem::path(cfg.journal_dir) / "chat.db.msglog").string();
   sopts.readers = std::max(2u, cfg.blocking_threads);
+  sopts.journal_thread_slice = std::chrono::microseconds(cfg.thread_slice_us);
   auto opened = store::SqliteStore::open(sopts);
   if (!opened) return error{opened.code(), "storage: " + opened.err().message};
   b.sqlite = std::move(opened.value());
@@ -148,6 +149,7 @@ chat::result<void> open_cluster(const chat::config::Config& cfg, chat::metrics::
     ropts.heartbeat = std::chrono::milliseconds(cfg.heartbeat_ms);
     ropts.presence_ttl = std::chrono::milliseconds(cfg.presence_ttl_ms);
     ropts.metrics = &registry;
+    ropts.thread_slice = std::chrono::microseconds(cfg.thread_slice_us);
     auto bus = bus::make_redis_bus(ropts);
     if (!bus) return error{bus.code(), "redis: " + bus.err().message};
     b.bus = std::move(bus.value());
@@ -163,6 +165,7 @@ chat::result<void> open_cluster(const chat::config::Config& cfg, chat::metrics::
     kopts.partitions = cfg.kafka_partitions;
     kopts.delivery_timeout = std::chrono::milliseconds(cfg.kafka_delivery_timeout_ms);
     kopts.metrics = &registry;
+    kopts.thread_slice = std::chrono::microseconds(cfg.thread_slice_us);
     auto log = stream::make_kafka_log(kopts);
     if (!log) return error{log.code(), "kafka: " + log.err().message};
     b.log = std::move(log.value());
@@ -252,6 +255,7 @@ int run(const chat::config::Config& cfg) {
   nopts.host = cfg.host;
   nopts.port = cfg.port;
   nopts.threads = cfg.threads;
+  nopts.thread_slice = std::chrono::microseconds(cfg.thread_slice_us);
   nopts.read_timeout = std::chrono::milliseconds(cfg.read_timeout_ms);
   nopts.idle_timeout = std::chrono::milliseconds(cfg.idle_timeout_ms);
   nopts.shutdown_timeout = std::chrono::milliseconds(cfg.shutdown_timeout_ms);

@@ -64,6 +64,7 @@
 #include "bus/resp.hpp"
 #include "bus/wire.hpp"
 #include "core/log.hpp"
+#include "core/sched.hpp"
 #include "core/time.hpp"
 #include "metrics/metrics.hpp"
 
@@ -351,6 +352,7 @@ class Core {
     if (started_.exchange(true)) return;
     work_.emplace(io_.get_executor());
     thread_ = std::thread([this] {
+      if (opts_.thread_slice.count() > 0) (void)request_time_slice(opts_.thread_slice);
       try {
         io_.run();
       } catch (const std::exception& e) {

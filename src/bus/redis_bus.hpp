@@ -32,6 +32,9 @@ struct RedisBusOptions {
   std::chrono::milliseconds command_timeout{5000};
   /// Keys tracked per rate limiter (oldest windows evicted first, erring toward allowing).
   std::size_t rate_limit_max_keys = 100000;
+  /// Scheduler time slice the bus I/O thread asks for (request_time_slice in core/sched.hpp): it
+  /// relays every cross-instance message; 0: the kernel's default.
+  std::chrono::microseconds thread_slice{0};
   /// chat_bus_* metrics go here; nullptr: a private registry (tests read it via metrics()).
   metrics::Registry* metrics = nullptr;
 };

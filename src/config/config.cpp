@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "config/settings.hpp"
+#include "core/sched.hpp"
 #include "core/time.hpp"
 
 extern char** environ;
@@ -84,6 +85,16 @@ const std::vector<Setting>& settings() {
       {"blocking-threads", "CHATD_BLOCKING_THREADS", "N",
        "threads for storage and password hashing (default: max(4, 2 x cores))",
        integer(&Config::blocking_threads, 0, 1024)},
+      {"thread-slice", "CHATD_THREAD_SLICE", "DURATION",
+       "scheduler time slice for the I/O and message journal threads, so that their wake-ups preempt "
+       "background work on the same core (Linux >= 6.12; 100us..100ms, or 0 for the kernel's "
+       "default; default 100us)",
+       [](Config& c, const std::string& v) -> std::optional<std::string> {
+         auto slice = parse_time_slice(v);
+         if (!slice) return "a duration from 100us to 100ms, such as 100us or 1ms, or 0";
+         c.thread_slice_us = slice->count();
+         return std::nullopt;
+       }},
       {"env", "NODE_ENV", "NAME",
        "development | production | test; production requires JWT_SECRET and sets Secure cookies",
        [](Config& c, const std::string& v) -> std::optional<std::string> {

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "core/log.hpp"
+#include "core/sched.hpp"
 #include "net/ws_session.hpp"
 
 namespace chat::net {
@@ -379,9 +380,14 @@ void HttpServer::run() {
   });
   impl->do_accept();
   const unsigned n = std::max(1u, impl->shared->opts.threads);
+  const auto slice = impl->shared->opts.thread_slice;
+  auto run_io = [impl, slice] {
+    if (slice.count() > 0) (void)request_time_slice(slice);
+    impl->ioc.run();
+  };
   std::vector<std::thread> threads;
-  for (unsigned i = 1; i < n; ++i) threads.emplace_back([impl] { impl->ioc.run(); });
-  impl->ioc.run();
+  for (unsigned i = 1; i < n; ++i) threads.emplace_back(run_io);
+  run_io();
   for (auto& t : threads) t.join();
 }
 

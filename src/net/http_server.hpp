@@ -22,6 +22,9 @@ struct ServerOptions {
   std::string host = "0.0.0.0";
   std::uint16_t port = 5000;  ///< 0: any free port
   unsigned threads = 1;       ///< I/O threads, the caller of run() included
+  /// Scheduler time slice each I/O thread asks for when it starts running (request_time_slice
+  /// in core/sched.hpp); 0: the kernel's default.
+  std::chrono::microseconds thread_slice{0};
   std::size_t header_limit = 16 * 1024;
   /// Largest body accepted for a request, decided from its method and path once the header is
   /// in; bigger bodies get 413 and the connection is closed. Default: 1 MiB for everything.

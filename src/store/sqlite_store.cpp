@@ -29,6 +29,7 @@
 
 #include "core/json_text.hpp"
 #include "core/log.hpp"
+#include "core/sched.hpp"
 #include "core/time.hpp"
 #include "store/key_filter.hpp"
 #include "store/message_journal.hpp"
@@ -827,6 +828,7 @@ struct SqliteStore::Impl {
   // --- the journal thread ------------------------------------------------------------------
 
   void journal_loop() {
+    if (opts.journal_thread_slice.count() > 0) (void)request_time_slice(opts.journal_thread_slice);
     std::vector<std::unique_ptr<AppendJob>> batch;
     std::vector<IndexItem> journaled;
     const auto pace = std::chrono::microseconds(opts.min_commit_interval_us);

@@ -1,6 +1,7 @@
 #pragma once
 // The embedded storage backend: one SQLite file in WAL mode, one writer thread that group-commits
 // queued writes, and a small pool of read-only connections. Only apps/ includes this header.
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -38,6 +39,9 @@ struct SqliteOptions {
   /// indexer's and checkpoints' bursts do not queue megabytes at the disk ahead of the
   /// journal's commits. Off: SQLite's default VFS.
   bool paced_writes = true;
+  /// Scheduler time slice the journal thread asks for (request_time_slice in core/sched.hpp), so
+  /// that its wake-ups preempt the writer's long transactions on the same core; 0: the kernel's.
+  std::chrono::microseconds journal_thread_slice{0};
 };
 
 /// Runs a committed batch's append callbacks (see SqliteStore::set_callback_executor).

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "core/log.hpp"
+#include "core/sched.hpp"
 #include "stream/kafka_conf.hpp"
 #include "metrics/metrics.hpp"
 
@@ -66,7 +67,10 @@ class KafkaLog final : public MessageLog {
     if (!rkt_)
       return error{errc::invalid_argument,
                    "kafka topic '" + options_.topic + "': " + rd_kafka_err2str(rd_kafka_last_error())};
-    thread_ = std::thread([this] { delivery_loop(); });
+    thread_ = std::thread([this] {
+      if (options_.thread_slice.count() > 0) (void)request_time_slice(options_.thread_slice);
+      delivery_loop();
+    });
     return {};
   }
 

@@ -30,6 +30,9 @@ struct KafkaOptions {
   std::chrono::milliseconds delivery_timeout{15000};
   std::size_t max_queued = 100000;  ///< queue.buffering.max.messages: beyond, appends fail at once
   metrics::Registry* metrics = nullptr;  ///< must outlive the log; nullptr: no metrics
+  /// Scheduler time slice the delivery thread (acks and fan-out) asks for (request_time_slice in
+  /// core/sched.hpp); 0: the kernel's default.
+  std::chrono::microseconds thread_slice{0};
 };
 
 /// The librdkafka properties every client of these brokers needs: bootstrap.servers, client.id

@@ -20,6 +20,7 @@
 #include "bus/cluster_slots.hpp"
 #include "bus/redis_bus.hpp"
 #include "bus/wire.hpp"
+#include "core/sched.hpp"
 #include "core/time.hpp"
 #include "metrics/metrics.hpp"
 #include "services/ports.hpp"
@@ -66,9 +67,11 @@ struct Instance {
   std::vector<UserEvent> events;
   std::vector<std::pair<std::string, bool>> transitions;
 
-  Instance(const std::string& url, const std::string& id, std::chrono::milliseconds ttl = 1500ms) {
+  Instance(const std::string& url, const std::string& id, std::chrono::milliseconds ttl = 1500ms,
+           std::chrono::microseconds slice = 0us) {
     RedisBusOptions o;
     o.url = url;
+    o.thread_slice = slice;
     o.instance_id = id;
     o.heartbeat = ttl / 3;
     o.presence_ttl = ttl;
@@ -156,8 +159,9 @@ class RedisBusTest : public ::testing::Test {
     ASSERT_TRUE(started) << "redis.sh start-cluster failed";
     url_ = "redis://127.0.0.1:" + std::to_string(ports_[1]) + ",127.0.0.1:" + std::to_string(ports_[0]);
   }
-  Instance& add(const std::string& id, std::chrono::milliseconds ttl = 1500ms) {
-    instances_.push_back(std::make_unique<Instance>(url_, id, ttl));
+  Instance& add(const std::string& id, std::chrono::milliseconds ttl = 1500ms,
+                std::chrono::microseconds slice = 0us) {
+    instances_.push_back(std::make_unique<Instance>(url_, id, ttl, slice));
     return *instances_.back();
   }
   void wait_ready() {
@@ -360,6 +364,25 @@ TEST_F(RedisBusTest, ClaimStoresOnlyTheFirstValue) {
   // Each answered claim is timed: one on a, two on b.
   EXPECT_NE(a.registry.serialize().find("chat_bus_claim_duration_seconds_count 1\n"), std::string::npos);
   EXPECT_NE(b.registry.serialize().find("chat_bus_claim_duration_seconds_count 2\n"), std::string::npos);
+}
+
+TEST_F(RedisBusTest, TheIoThreadAsksForTheConfiguredSlice) {
+  if (current_time_slice().count() == 0)
+    GTEST_SKIP() << "this kernel keeps no per-thread time slice (Linux < 6.12)";
+  const auto default_slice = current_time_slice();
+  ASSERT_NE(default_slice, 450us);
+  ASSERT_NO_FATAL_FAILURE(start_single());
+  auto& a = add("a", 1500ms, 450us);
+  auto& b = add("b");
+  wait_ready();
+  // A claim's answer is handed over on the bus's I/O thread.
+  auto slice_seen = [](Instance& i, std::string key) {
+    std::promise<std::chrono::microseconds> p;
+    i.bus->claim(std::move(key), "v", 1s, [&](auto) { p.set_value(current_time_slice()); });
+    return p.get_future().get();
+  };
+  EXPECT_EQ(slice_seen(a, "slice:a"), 450us);
+  EXPECT_EQ(slice_seen(b, "slice:b"), default_slice);
 }
 
 TEST_F(RedisBusTest, RateLimitsAreSharedBetweenInstances) {

@@ -2,8 +2,10 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <future>
 #include <mutex>
 
+#include "core/sched.hpp"
 #include "kafka_env.hpp"
 #include "metrics/metrics.hpp"
 #include "stream/kafka_log.hpp"
@@ -125,6 +127,22 @@ TEST(KafkaLog, SaslPlain) {
   auto r = stream::ensure_topic(bad, "sasl-topic-2", 1, 1, 3s);
   EXPECT_FALSE(r.ok());
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 8s);
+}
+
+TEST(KafkaLog, TheDeliveryThreadAsksForTheConfiguredSlice) {
+  if (current_time_slice().count() == 0)
+    GTEST_SKIP() << "this kernel keeps no per-thread time slice (Linux < 6.12)";
+  ASSERT_NE(current_time_slice(), 350us);
+  auto o = options("slice-topic");
+  o.thread_slice = 350us;
+  auto log = stream::make_kafka_log(o);
+  ASSERT_TRUE(log.ok()) << log.err().message;
+  std::promise<std::chrono::microseconds> seen;  // done() runs on the delivery thread
+  (*log)->append(message(1, 1), [&seen](result<void> r) {
+    EXPECT_TRUE(r.ok()) << r.err().message;
+    seen.set_value(current_time_slice());
+  });
+  EXPECT_EQ(seen.get_future().get(), 350us);
 }
 
 TEST(KafkaLog, DestructionFlushesWhatWasAppended) {

@@ -229,6 +229,28 @@ TEST(Config, RateLimitParsing) {
   EXPECT_FALSE(off->config.auth_limit.enabled());
 }
 
+TEST(Config, ThreadSliceForms) {
+  auto defaults = run({});
+  ASSERT_TRUE(defaults.ok()) << defaults.err().message;
+  EXPECT_EQ(defaults->config.thread_slice_us, 100);
+  struct Case {
+    const char* value;
+    std::int64_t us;
+  };
+  for (auto [value, us] : {Case{"100us", 100}, Case{"250us", 250}, Case{"1ms", 1000},
+                           Case{"100ms", 100'000}, Case{"0", 0}, Case{"off", 0}}) {
+    auto r = run({"--thread-slice", value});
+    ASSERT_TRUE(r.ok()) << value << ": " << r.err().message;
+    EXPECT_EQ(r->config.thread_slice_us, us) << value;
+  }
+  auto env = run({}, {{"CHATD_THREAD_SLICE", "2ms"}});
+  ASSERT_TRUE(env.ok()) << env.err().message;
+  EXPECT_EQ(env->config.thread_slice_us, 2000);
+  // The kernel's range is 0.1-100 ms: outside it (or without a unit) the setting is refused.
+  for (const char* bad : {"50us", "101ms", "1s", "100", "us", "-1ms", "1.5ms"})
+    expect_error_naming(run({"--thread-slice", bad}), {"thread-slice", "CHATD_THREAD_SLICE", bad});
+}
+
 TEST(Config, CorsOriginList) {
   auto r = run({"--cors-origins", "http://a.example, https://b.example:8443 ,,"});
   ASSERT_TRUE(r.ok()) << r.err().message;

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "core/object_id.hpp"
+#include "core/sched.hpp"
 #include "store/message_journal.hpp"
 #include "store/paced_vfs.hpp"
 #include "store/store.hpp"
@@ -343,6 +344,30 @@ TEST_F(SqliteStoreTest, BothMembersSeeTheSameConversation) {
             alice_ + "," + bob_);
   sqlite3_finalize(s);
   sqlite3_close(db);
+}
+
+// Append callbacks run on the journal thread when no executor is set: they see its slice.
+std::chrono::microseconds journal_thread_slice_seen(Store& store, const Message& m) {
+  std::promise<std::chrono::microseconds> seen;
+  store.append_message(m, [&seen](result<Appended>) { seen.set_value(current_time_slice()); });
+  return seen.get_future().get();
+}
+
+TEST_F(SqliteStoreTest, TheJournalThreadAsksForTheConfiguredSlice) {
+  if (current_time_slice().count() == 0)
+    GTEST_SKIP() << "this kernel keeps no per-thread time slice (Linux < 6.12)";
+  const auto default_slice = current_time_slice();
+  ASSERT_NE(default_slice, 400us);
+  {
+    SqliteOptions o;
+    o.journal_thread_slice = 400us;
+    auto store = open_store(o);
+    ASSERT_TRUE(store);
+    EXPECT_EQ(journal_thread_slice_seen(*store, make_message(alice_, bob_, "a")), 400us);
+  }
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  EXPECT_EQ(journal_thread_slice_seen(*store, make_message(alice_, bob_, "b")), default_slice);
 }
 
 TEST_F(SqliteStoreTest, ClientMsgIdMakesAppendIdempotent) {

@@ -1,0 +1,82 @@
+#include "core/sched.hpp"
+
+#include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <charconv>
+#include <cstdint>
+
+namespace chat {
+namespace {
+
+// glibc 2.36 has no wrapper for sched_setattr/sched_getattr; the layout is the kernel's
+// (include/uapi/linux/sched/types.h, SCHED_ATTR_SIZE_VER1).
+struct SchedAttr {
+  std::uint32_t size;
+  std::uint32_t sched_policy;
+  std::uint64_t sched_flags;
+  std::int32_t sched_nice;
+  std::uint32_t sched_priority;
+  std::uint64_t sched_runtime;  // SCHED_OTHER since Linux 6.12: the EEVDF slice, in ns
+  std::uint64_t sched_deadline;
+  std::uint64_t sched_period;
+  std::uint32_t sched_util_min;
+  std::uint32_t sched_util_max;
+};
+
+bool get_attr(int tid, SchedAttr& a) {
+#if defined(__linux__) && defined(SYS_sched_getattr)
+  a = SchedAttr{};
+  return ::syscall(SYS_sched_getattr, tid, &a, sizeof a, 0) == 0;
+#else
+  (void)tid;
+  (void)a;
+  return false;
+#endif
+}
+
+}  // namespace
+
+std::chrono::microseconds current_time_slice(int tid) {
+  SchedAttr a;
+  if (!get_attr(tid, a) || a.sched_policy != SCHED_OTHER) return std::chrono::microseconds{0};
+  // Kernels before 6.12 leave sched_runtime at zero for a normal thread.
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+      std::chrono::nanoseconds(a.sched_runtime));
+}
+
+std::chrono::microseconds request_time_slice(std::chrono::microseconds slice) {
+#if defined(__linux__) && defined(SYS_sched_setattr)
+  SchedAttr a;
+  if (!get_attr(0, a) || a.sched_policy != SCHED_OTHER || slice.count() <= 0)
+    return std::chrono::microseconds{0};
+  // sched_nice is part of the request: it is read back first so that the thread keeps its own.
+  a.size = sizeof a;
+  a.sched_flags &= 0x01;  // SCHED_FLAG_RESET_ON_FORK: kept as it was; nothing else asked for
+  a.sched_runtime = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(slice).count());
+  if (::syscall(SYS_sched_setattr, 0, &a, 0) != 0) return std::chrono::microseconds{0};
+  return current_time_slice();
+#else
+  (void)slice;
+  return std::chrono::microseconds{0};
+#endif
+}
+
+std::optional<std::chrono::microseconds> parse_time_slice(std::string_view text) {
+  if (text == "0" || text == "off") return std::chrono::microseconds{0};
+  std::int64_t scale = 0;
+  if (text.ends_with("us")) scale = 1;
+  else if (text.ends_with("ms")) scale = 1000;
+  else return std::nullopt;
+  text.remove_suffix(2);
+  long long n = 0;
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+  if (ec != std::errc{} || p != text.data() + text.size() || n <= 0 || n > 100'000 / scale ||
+      n * scale < 100)
+    return std::nullopt;
+  return std::chrono::microseconds{n * scale};
+}
+
+}  // namespace chat

@@ -1,0 +1,29 @@
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string_view>
+
+namespace chat {
+
+/// The time slice Linux's EEVDF scheduler (kernel 6.12 and later) gives thread `tid` of this
+/// process (0: the calling thread), as set by request_time_slice() or the kernel's default; zero
+/// where the kernel keeps no slice per thread (older kernels, other systems), for threads that
+/// are not SCHED_OTHER, or when the thread cannot be read.
+std::chrono::microseconds current_time_slice(int tid = 0);
+
+/// Asks the scheduler for a time slice of `slice` for the calling thread (the kernel clamps it to
+/// 0.1-100 ms), keeping its scheduling policy and nice value. A thread with a shorter slice than the
+/// one running when it wakes preempts it at once; with the default (~3 ms) a wake-up can wait for
+/// the whole slice of a busy thread on the same core, such as the store's indexer (nice +10) in the
+/// middle of a transaction. Meant for threads that wake to do a little latency-critical work: the
+/// I/O threads and the message journal. Only for normal (SCHED_OTHER) threads; changes nothing and
+/// returns zero otherwise. Returns current_time_slice() afterwards: zero where the kernel has no
+/// per-thread slices (nothing changed, nothing lost) or refused. Thread-safe; no privilege needed.
+std::chrono::microseconds request_time_slice(std::chrono::microseconds slice);
+
+/// A slice as written in a setting: "0" or "off" (the kernel's default), or a whole number of
+/// microseconds or milliseconds within the kernel's range, "100us" to "100ms". Nullopt otherwise.
+std::optional<std::chrono::microseconds> parse_time_slice(std::string_view text);
+
+}  // namespace chat
