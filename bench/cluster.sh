@@ -22,6 +22,8 @@
 #
 # Flags: --duration S (per chat-bench run, default 10), --warmup S (2), --users N (even, 200),
 #        --window W (closed loop, 8), --chatd-threads N (each chatd's --threads, default 1),
+#        --chatd-thread-slice D (each chatd's --thread-slice, default: chatd's own, 100us; 0: the
+#        kernel's default slice, to compare),
 #        --drain-max S (60),
 #        --rates "R1 R2" (extra open-loop runs at these rates, after the half-rate run),
 #        --batch-max N (chat-worker BATCH_MAX, default: the worker's own, 500),
@@ -41,6 +43,7 @@ WARMUP=2
 USERS=200
 WINDOW=8
 CHATD_THREADS=1
+CHATD_SLICE=""
 DRAIN_MAX=60
 PIN=0
 DB_NICE=0
@@ -55,13 +58,14 @@ while [ $# -gt 0 ]; do
     --users) USERS="$2"; shift ;;
     --window) WINDOW="$2"; shift ;;
     --chatd-threads) CHATD_THREADS="$2"; shift ;;
+    --chatd-thread-slice) CHATD_SLICE="$2"; shift ;;
     --drain-max) DRAIN_MAX="$2"; shift ;;
     --rates) RATES="$2"; shift ;;
     --batch-max) BATCH_MAX="$2"; shift ;;
     --pin) PIN=1 ;;
     --db-nice) DB_NICE="$2"; shift ;;
     --keep) KEEP=1 ;;
-    -h|--help) sed -n '2,35p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,37p' "$0"; exit 0 ;;
     *) echo "cluster.sh: unknown flag $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -167,11 +171,11 @@ start_chatd() {
     MONGODB_URI="$MONGODB_URI" REDIS_URL="$REDIS_URL" KAFKA_BROKERS="$KAFKA_BROKERS" KAFKA_TOPIC="$KAFKA_TOPIC" \
     JWT_SECRET="$JWT_SECRET" INSTANCE_ID="bench-$name" \
     "${CHATD_CPU[@]}" "$CHATD" --host 127.0.0.1 --port "$port" --data-dir "$dir/data" --threads "$CHATD_THREADS" \
-    --rate-limit-auth off --rate-limit-api off --rate-limit-messages off --log-level warn \
+    ${CHATD_SLICE:+--thread-slice "$CHATD_SLICE"} --rate-limit-auth off --rate-limit-api off --rate-limit-messages off --log-level warn \
     >"$dir/chatd.log" 2>&1) &
   PIDS+=($!)
   eval "${name^^}_PID=$!"
-  echo "cd \$WORK/$name && MONGODB_URI=$MONGODB_URI REDIS_URL=$REDIS_URL KAFKA_BROKERS=$KAFKA_BROKERS KAFKA_TOPIC=$KAFKA_TOPIC JWT_SECRET=… INSTANCE_ID=bench-$name ${CHATD_CPU[*]} chatd --host 127.0.0.1 --port $port --data-dir \$WORK/$name/data --threads $CHATD_THREADS --rate-limit-auth off --rate-limit-api off --rate-limit-messages off --log-level warn" \
+  echo "cd \$WORK/$name && MONGODB_URI=$MONGODB_URI REDIS_URL=$REDIS_URL KAFKA_BROKERS=$KAFKA_BROKERS KAFKA_TOPIC=$KAFKA_TOPIC JWT_SECRET=… INSTANCE_ID=bench-$name ${CHATD_CPU[*]} chatd --host 127.0.0.1 --port $port --data-dir \$WORK/$name/data --threads $CHATD_THREADS${CHATD_SLICE:+ --thread-slice $CHATD_SLICE} --rate-limit-auth off --rate-limit-api off --rate-limit-messages off --log-level warn" \
     | sed 's/^ *//' >>"$WORK/commands.txt"
 }
 

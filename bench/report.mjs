@@ -135,6 +135,10 @@ if (byCase.platform_fsync) {
 if (byCase.platform_wake) {
   const w = (k) => get('platform_wake', k);
   platform.push(`| waking a thread asleep on the other core | the waker's \`write()\` ${us(w('wake.write_us.mean'))} (p99 ${us(w('wake.write_us.p99'))}), the woken thread's CPU ${us(w('wake.woken_cpu_us'))} |`);
+  if (w('behind_busy_us.default_slice.p99') !== undefined) {
+    const b = (slice, k) => us(w(`behind_busy_us.${slice}.${k}`));
+    platform.push(`| a thread woken on a core where a nice +10 thread computes 5 ms bursts: its wait to run, p50 / p99 / p99.9, with the kernel's default slice (${us(w('behind_busy_us.default_slice.slice_us'))}) / with a 100 µs slice (chatd's \`--thread-slice\`) | ${b('default_slice', 'p50')} / ${b('default_slice', 'p99')} / ${b('default_slice', 'p999')} — ${b('short_slice', 'p50')} / ${b('short_slice', 'p99')} / ${b('short_slice', 'p999')} |`);
+  }
   platform.push(`| pipe round trip between two threads: one core / two cores | ${us(w('same_core.rtt_us'))} (CPU ${us(w('same_core.cpu_us.0'))} + ${us(w('same_core.cpu_us.1'))}) / ${us(w('cross_core.rtt_us'))} (CPU ${us(w('cross_core.cpu_us.0'))} + ${us(w('cross_core.cpu_us.1'))}) |`);
 }
 const platformTable = platform.length

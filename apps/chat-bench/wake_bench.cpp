@@ -17,12 +17,19 @@
 // - one wake: a thread on the first core writes a byte every --gap-us (busy-waiting in between,
 //   so that its core never sleeps) to a thread on the second core that sleeps in read(): the
 //   write()'s duration is what a wake-up costs the waker (the inter-processor interrupt), and
-//   the sleeper's CPU per wake what it costs the woken thread.
+//   the sleeper's CPU per wake what it costs the woken thread;
+// - behind a busy thread: on the first core a thread at nice +10 computes in bursts of 5 ms every
+//   20 ms (as the store's indexer runs a transaction) while a thread on the same core is woken
+//   from the second one every 500 µs (4,000 times): how long each wake waits before the woken
+//   thread runs, with the kernel's default time slice for it and with a 100 µs one
+//   (request_time_slice, core/sched.hpp; Linux >= 6.12, else the two rows are alike).
 // Prints a table, then one line "RESULT {json}".
 #include <pthread.h>
 #include <sched.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -31,6 +38,7 @@
 #include <vector>
 
 #include "args.hpp"
+#include "core/sched.hpp"
 #include "histogram.hpp"
 #include "proc_stats.hpp"
 
@@ -193,6 +201,71 @@ OneWake one_wake(const Args& a) {
   return w;
 }
 
+struct BehindBusy {
+  bool ok = false;
+  std::int64_t slice_us = 0;  // the woken thread's slice while measured (0: no per-thread slices)
+  double p50 = 0, p99 = 0, p999 = 0, max = 0;  // µs from the waker's write() to the read()'s return
+};
+
+/// A thread on core_a woken from core_b every 500 µs while a nice +10 thread on core_a computes in
+/// 5 ms bursts; `slice`: the woken thread's request_time_slice (0: the kernel's default).
+BehindBusy behind_busy(const Args& a, std::chrono::microseconds slice) {
+  constexpr std::size_t kWakes = 4000;
+  constexpr std::int64_t kGapNs = 500'000, kBurstNs = 5'000'000;
+  BehindBusy r;
+  Pipe p;
+  if (!p.ok()) return r;
+  std::atomic<bool> stop{false};
+  bool pinned_busy = false, pinned_woken = false;
+  std::thread busy([&] {
+    pinned_busy = pin(a.core_a);
+    (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 10);
+    while (!stop.load(std::memory_order_relaxed)) {
+      const std::int64_t t0 = now_ns();
+      while (now_ns() - t0 < kBurstNs) {
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(15));
+    }
+  });
+  std::vector<double> waits;
+  waits.reserve(kWakes);
+  std::thread woken([&] {
+    pinned_woken = pin(a.core_a);
+    if (slice.count() > 0) (void)chat::request_time_slice(slice);
+    r.slice_us = chat::current_time_slice().count();
+    std::int64_t sent = 0;
+    while (::read(p.fd[0], &sent, sizeof sent) == sizeof sent && sent > 0) {
+      waits.push_back(static_cast<double>(now_ns() - sent) / 1e3);
+      const std::int64_t t0 = now_ns();  // a little work per wake, as a journal commit has
+      while (now_ns() - t0 < 20'000) {
+      }
+    }
+  });
+  const bool pinned_waker = pin(a.core_b);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  bool ok = true;
+  for (std::size_t i = 0; i < kWakes && ok; ++i) {
+    const std::int64_t due = now_ns() + kGapNs;
+    while (now_ns() < due) {
+    }
+    const std::int64_t t = now_ns();
+    ok = ::write(p.fd[1], &t, sizeof t) == sizeof t;
+  }
+  const std::int64_t end = 0;
+  ok = ::write(p.fd[1], &end, sizeof end) == sizeof end && ok;
+  woken.join();
+  stop = true;
+  busy.join();
+  const chat::bench::SortedSamples s(std::move(waits));
+  if (s.empty()) return r;
+  r.ok = ok && pinned_busy && pinned_woken && pinned_waker;
+  r.p50 = s.q(0.5);
+  r.p99 = s.q(0.99);
+  r.p999 = s.q(0.999);
+  r.max = s.q(1.0);
+  return r;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -208,7 +281,9 @@ int main(int argc, char** argv) {
   const RoundTrip same = round_trip(a, a.core_a, a.core_a);
   const RoundTrip cross = round_trip(a, a.core_a, a.core_b);
   const OneWake wake = one_wake(a);
-  if (!same.ok || !cross.ok || !wake.ok) {
+  const BehindBusy busy_default = behind_busy(a, std::chrono::microseconds(0));
+  const BehindBusy busy_short = behind_busy(a, std::chrono::microseconds(100));
+  if (!same.ok || !cross.ok || !wake.ok || !busy_default.ok || !busy_short.ok) {
     std::fprintf(stderr, "chat-wake-bench: cannot run on cores %d and %d (pinning failed)\n",
                  a.core_a, a.core_b);
     return 1;
@@ -222,12 +297,26 @@ int main(int argc, char** argv) {
   std::printf("  waking a thread asleep on the other core (every %zu us): the waker's write()\n"
               "  p50 %.2f us, p99 %.2f us, mean %.2f us; the woken thread's CPU %.2f us per wake\n",
               a.gap_us, wake.write_p50, wake.write_p99, wake.write_mean, wake.sleeper_cpu);
+  std::printf("  woken on a core where a nice +10 thread computes 5 ms bursts: wait until it runs\n");
+  for (const auto& [name, b] : {std::pair{"kernel's default slice", busy_default},
+                                std::pair{"100 us slice", busy_short}})
+    std::printf("  %-24s (%5lld us) p50 %.0f us, p99 %.0f us, p99.9 %.0f us, max %.0f us\n", name,
+                static_cast<long long>(b.slice_us), b.p50, b.p99, b.p999, b.max);
+  auto busy_json = [](const BehindBusy& b) {
+    char buf[200];
+    std::snprintf(buf, sizeof buf,
+                  "{\"slice_us\":%lld,\"p50\":%.1f,\"p99\":%.1f,\"p999\":%.1f,\"max\":%.1f}",
+                  static_cast<long long>(b.slice_us), b.p50, b.p99, b.p999, b.max);
+    return std::string(buf);
+  };
   std::printf("RESULT {\"scenario\":\"wake\",\"iterations\":%zu,\"cores\":[%d,%d],\"gap_us\":%zu,"
               "\"same_core\":{\"rtt_us\":%.2f,\"cpu_us\":[%.2f,%.2f]},"
               "\"cross_core\":{\"rtt_us\":%.2f,\"cpu_us\":[%.2f,%.2f]},\"wake\":{\"write_us\":"
-              "{\"p50\":%.2f,\"p99\":%.2f,\"mean\":%.2f},\"woken_cpu_us\":%.2f}}\n",
+              "{\"p50\":%.2f,\"p99\":%.2f,\"mean\":%.2f},\"woken_cpu_us\":%.2f},"
+              "\"behind_busy_us\":{\"default_slice\":%s,\"short_slice\":%s}}\n",
               a.iterations, a.core_a, a.core_b, a.gap_us, same.rtt_us, same.cpu_first,
               same.cpu_second, cross.rtt_us, cross.cpu_first, cross.cpu_second, wake.write_p50,
-              wake.write_p99, wake.write_mean, wake.sleeper_cpu);
+              wake.write_p99, wake.write_mean, wake.sleeper_cpu, busy_json(busy_default).c_str(),
+              busy_json(busy_short).c_str());
   return 0;
 }

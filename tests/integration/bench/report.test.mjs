@@ -59,3 +59,22 @@ test('an open-loop run that acked less than it was offered is called saturated, 
   assert.match(doc, /chatd = \*\*3\.0×\*\* Node \(target ≥ 10×\) ❌/);
   assert.match(doc, /target ≤ 2 ms ❌/);
 });
+
+test('the wake-up probe behind a busy thread is shown with both slices, and left out when a run lacks it', () => {
+  const wake = (over) => ({
+    scenario: 'wake', same_core: { rtt_us: 5, cpu_us: [2.5, 2.5] }, cross_core: { rtt_us: 45, cpu_us: [15, 16] },
+    wake: { write_us: { p50: 7, p99: 16, mean: 8 }, woken_cpu_us: 11 }, ...over,
+  });
+  const base = [['chatd_dm_max', dm({ mode: 'closed', acked_per_s: 60000, delivered_per_s: 60000 })]];
+  const doc = report([...base, ['platform_wake', wake({
+    behind_busy_us: { default_slice: { slice_us: 1400, p50: 27, p99: 3977, p999: 4843, max: 4936 },
+      short_slice: { slice_us: 100, p50: 32, p99: 92, p999: 1827, max: 2791 } },
+  })]]);
+  const row = doc.split('\n').find((l) => l.includes('nice +10 thread computes 5 ms bursts'));
+  assert.ok(row, doc);
+  assert.match(row, /default slice \(1,400 µs\)/);
+  assert.match(row, /\| 27 µs \/ 3,977 µs \/ 4,843 µs — 32 µs \/ 92 µs \/ 1,827 µs \|$/);
+  const older = report([...base, ['platform_wake', wake({})]]);
+  assert.doesNotMatch(older, /5 ms bursts/);
+  assert.match(older, /waking a thread asleep on the other core/);
+});
