@@ -86,9 +86,9 @@ const std::vector<Setting>& settings() {
        "threads for storage and password hashing (default: max(4, 2 x cores))",
        integer(&Config::blocking_threads, 0, 1024)},
       {"thread-slice", "CHATD_THREAD_SLICE", "DURATION",
-       "scheduler time slice for the I/O and message journal threads, so that their wake-ups preempt "
-       "background work on the same core (Linux >= 6.12; 100us..100ms, or 0 for the kernel's "
-       "default; default 100us)",
+       "scheduler time slice for the threads that wake to deliver messages (I/O, message journal, "
+       "Redis bus, Kafka delivery), so that they preempt background work on the same core at once "
+       "(Linux >= 6.12; 100us..100ms, or 0 for the kernel's default; default 100us)",
        [](Config& c, const std::string& v) -> std::optional<std::string> {
          auto slice = parse_time_slice(v);
          if (!slice) return "a duration from 100us to 100ms, such as 100us or 1ms, or 0";

@@ -22,8 +22,8 @@ struct Config {
   std::uint16_t port = 5000;  ///< 0 = any free port (printed at start)
   unsigned threads = 0;       ///< I/O threads; 0 = one per core
   unsigned blocking_threads = 0;  ///< store/hashing pool; 0 = max(4, 2 × cores)
-  /// Scheduler time slice asked for the I/O threads and the message journal (Linux ≥ 6.12,
-  /// see core/sched.hpp); 0 = the kernel's default.
+  /// Scheduler time slice asked for by the threads that wake to deliver messages: I/O, message
+  /// journal, Redis bus, Kafka delivery (Linux ≥ 6.12, see core/sched.hpp); 0 = the kernel's.
   std::int64_t thread_slice_us = 100;
   std::size_t blocking_queue = 10000;
   std::string node_env = "development";
