@@ -11,6 +11,8 @@
 # Flags: --quick, --duration S, --warmup S, --users N (dm users, even), --window W (closed loop),
 #        --idle-connections N (both servers), --idle-users N, --hold S (idle hold time),
 #        --server-core C, --load-core C, --chatd-threads N (chatd --threads, default 1: it has one core),
+#        --fixed-rate R (one more open-loop run of each server at R msg/s, default 10000: a rate
+#        both sustain on this machine, where half of chatd's max may not be; 0 skips it),
 #        --skip-idle, --skip-node, --out FILE, --build (build chatd and chat-bench in build-bench first)
 # Binaries: $CHATD_BIN (default build/bin/chatd), $CHAT_BENCH_BIN (default build/bin/chat-bench,
 #           else build-bench/bin/chat-bench); both are built in build-bench (Release) when missing.
@@ -29,6 +31,7 @@ HOLD=30
 SERVER_CORE=0
 LOAD_CORE=1
 CHATD_THREADS=1
+FIXED_RATE=10000
 SKIP_IDLE=0
 SKIP_NODE=0
 BUILD=0
@@ -48,6 +51,7 @@ while [ $# -gt 0 ]; do
     --server-core) SERVER_CORE="$2"; shift ;;
     --load-core) LOAD_CORE="$2"; shift ;;
     --chatd-threads) CHATD_THREADS="$2"; shift ;;
+    --fixed-rate) FIXED_RATE="$2"; shift ;;
     --skip-idle) SKIP_IDLE=1 ;;
     --skip-node) SKIP_NODE=1 ;;
     --build) BUILD=1 ;;
@@ -181,6 +185,10 @@ HALF="$(node -e 'console.log(Math.max(1, Math.round(Number(process.argv[1]) / 2)
 log "chatd max $CHATD_MAX msg/s: open loop at $HALF msg/s"
 run_bench chatd_dm_half dm --url "$SERVER_URL" --label chatd --users-file "$CHATD_USERS" --server-pid "$SERVER_PID" \
   "${DM_ARGS[@]}" --rate "$HALF" >/dev/null
+if [ "$FIXED_RATE" != 0 ]; then
+  run_bench chatd_dm_fixed dm --url "$SERVER_URL" --label chatd --users-file "$CHATD_USERS" --server-pid "$SERVER_PID" \
+    "${DM_ARGS[@]}" --rate "$FIXED_RATE" >/dev/null
+fi
 stop_server
 if [ "$SKIP_IDLE" = 0 ]; then
   # A fresh process, so the RSS per connection is not mixed with the dm runs' caches; and
@@ -207,6 +215,10 @@ if [ "$SKIP_NODE" = 0 ]; then
   NODE_HALF="$(node -e 'console.log(Math.max(1, Math.round(Number(process.argv[1]) / 2)))' "${NODE_MAX:-0}")"
   run_bench node_dm_half_own dm --url "$SERVER_URL" --label node --users-file "$NODE_USERS" --server-pid "$SERVER_PID" \
     "${DM_ARGS[@]}" --rate "$NODE_HALF" >/dev/null
+  if [ "$FIXED_RATE" != 0 ]; then
+    run_bench node_dm_fixed dm --url "$SERVER_URL" --label node --users-file "$NODE_USERS" --server-pid "$SERVER_PID" \
+      "${DM_ARGS[@]}" --rate "$FIXED_RATE" >/dev/null
+  fi
   stop_server
   if [ "$SKIP_IDLE" = 0 ]; then
     start_server node node "$REF/server.js" --host 127.0.0.1 --port 0

@@ -103,6 +103,18 @@ row('send→ack p99', ms(get('chatd_dm_half', 'latency_us.ack.p99')), ms(get('no
 row('server CPU', `${num(get('chatd_dm_half', 'server.cpu_pct'), 1)} %`, `${num(get('node_dm_half', 'server.cpu_pct'), 1)} %`);
 row('missing / duplicated deliveries', `${num(get('chatd_dm_half', 'missing'))} / ${num(get('chatd_dm_half', 'duplicates'))}`,
   `${num(get('node_dm_half', 'missing'))} / ${num(get('node_dm_half', 'duplicates'))}`, `must be 0${mark(lossFree('chatd_dm_half'))}`);
+// The same rate for both, one that both sustain here (half of chatd's max may be past what it
+// sustains open loop, where messages arrive one by one and share fewer commits and writes).
+if (byCase.chatd_dm_fixed || byCase.node_dm_fixed) {
+  const c = byCase.chatd_dm_fixed ? 'chatd_dm_fixed' : 'node_dm_fixed';
+  row(`**dm, open loop at ${num(get(c, 'rate_target'))} msg/s** (the same fixed rate for both): acked msg/s`, num(get('chatd_dm_fixed', 'acked_per_s')),
+    num(get('node_dm_fixed', 'acked_per_s')), [keptUp('chatd_dm_fixed'), keptUp('node_dm_fixed')].filter(Boolean).join('; '));
+  for (const [k, l] of [['p50', 'p50'], ['p90', 'p90'], ['p99', 'p99'], ['p999', 'p99.9']])
+    row(`send→delivery ${l} (from the intended send time)`, ms(get('chatd_dm_fixed', `latency_us.e2e.${k}`)), ms(get('node_dm_fixed', `latency_us.e2e.${k}`)));
+  row('server CPU', `${num(get('chatd_dm_fixed', 'server.cpu_pct'), 1)} %`, `${num(get('node_dm_fixed', 'server.cpu_pct'), 1)} %`);
+  row('missing / duplicated deliveries', `${num(get('chatd_dm_fixed', 'missing'))} / ${num(get('chatd_dm_fixed', 'duplicates'))}`,
+    `${num(get('node_dm_fixed', 'missing'))} / ${num(get('node_dm_fixed', 'duplicates'))}`, `must be 0${mark(lossFree('chatd_dm_fixed'))}`);
+}
 if (byCase.node_dm_half_own) {
   row(`Node at half of its own max (${num(get('node_dm_half_own', 'rate_target'))} msg/s): send→delivery p50 / p99 / p99.9`, '',
     `${ms(get('node_dm_half_own', 'latency_us.e2e.p50'))} / ${ms(get('node_dm_half_own', 'latency_us.e2e.p99'))} / ${ms(get('node_dm_half_own', 'latency_us.e2e.p999'))}`);

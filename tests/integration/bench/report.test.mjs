@@ -78,3 +78,23 @@ test('the wake-up probe behind a busy thread is shown with both slices, and left
   assert.doesNotMatch(older, /5 ms bursts/);
   assert.match(older, /waking a thread asleep on the other core/);
 });
+
+test('the fixed-rate runs are shown side by side, a saturated one called so, and left out when not run', () => {
+  const base = [
+    ['chatd_dm_max', dm({ mode: 'closed', acked_per_s: 60000, delivered_per_s: 60000 })],
+    ['chatd_dm_half', dm({ mode: 'open', rate_target: 30000, acked_per_s: 29900 })],
+    ['node_dm_max', dm({ mode: 'closed', acked_per_s: 20000, delivered_per_s: 20000 })],
+  ];
+  const doc = report([...base,
+    ['chatd_dm_fixed', dm({ mode: 'open', rate_target: 10000, acked_per_s: 10000,
+      latency_us: { e2e: { p50: 650, p90: 900, p99: 2100, p999: 4000 }, ack: {} } })],
+    ['node_dm_fixed', dm({ mode: 'open', rate_target: 10000, acked_per_s: 8000,
+      latency_us: { e2e: { p50: 300, p90: 9000, p99: 55000, p999: 90000 }, ack: {} } })]]);
+  const lines = doc.split('\n');
+  const head = lines.findIndex((l) => l.includes('**dm, open loop at 10,000 msg/s** (the same fixed rate for both)'));
+  assert.ok(head >= 0, doc);
+  assert.match(lines[head], /\| 10,000 \| 8,000 \| Node did not keep up: acked 80\.0 % of the offered rate/);
+  assert.doesNotMatch(lines[head], /chatd did not keep up/);
+  assert.match(lines[head + 3], /^\| send→delivery p99 \(from the intended send time\) \| 2\.10 ms \| 55\.0 ms \|/);
+  assert.doesNotMatch(report(base), /the same fixed rate/);
+});
