@@ -352,7 +352,7 @@ class Core {
     if (started_.exchange(true)) return;
     work_.emplace(io_.get_executor());
     thread_ = std::thread([this] {
-      if (opts_.thread_slice.count() > 0) (void)request_time_slice(opts_.thread_slice);
+      (void)request_time_slice(opts_.thread_slice);  // 0: nothing changes
       try {
         io_.run();
       } catch (const std::exception& e) {

@@ -49,7 +49,7 @@ std::chrono::microseconds current_time_slice(int tid) {
 std::chrono::microseconds request_time_slice(std::chrono::microseconds slice) {
 #if defined(__linux__) && defined(SYS_sched_setattr)
   SchedAttr a;
-  if (!get_attr(0, a) || a.sched_policy != SCHED_OTHER || slice.count() <= 0)
+  if (slice.count() <= 0 || !get_attr(0, a) || a.sched_policy != SCHED_OTHER)
     return std::chrono::microseconds{0};
   // sched_nice is part of the request: it is read back first so that the thread keeps its own.
   a.size = sizeof a;

@@ -14,12 +14,13 @@ std::chrono::microseconds current_time_slice(int tid = 0);
 
 /// Asks the scheduler for a time slice of `slice` for the calling thread (the kernel clamps it to
 /// 0.1-100 ms), keeping its scheduling policy and nice value. A thread with a shorter slice than the
-/// one running when it wakes preempts it at once; with the default (~3 ms) a wake-up can wait for
-/// the whole slice of a busy thread on the same core, such as the store's indexer (nice +10) in the
-/// middle of a transaction. Meant for threads that wake to do a little latency-critical work: the
-/// I/O threads and the message journal. Only for normal (SCHED_OTHER) threads; changes nothing and
-/// returns zero otherwise. Returns current_time_slice() afterwards: zero where the kernel has no
-/// per-thread slices (nothing changed, nothing lost) or refused. Thread-safe; no privilege needed.
+/// one running when it wakes preempts it at once; with the default (1.4 ms on a 2-core machine) a
+/// wake-up can wait for the rest of a busy thread's slice on the same core, such as the store's
+/// indexer (nice +10) in the middle of a transaction, whatever their nice values. Meant for threads
+/// that wake to do a little latency-critical work (I/O, the message journal, message delivery).
+/// A slice of zero or less, or a thread that is not SCHED_OTHER: nothing changes, returns zero.
+/// Otherwise returns current_time_slice() afterwards: zero where the kernel has no per-thread
+/// slices (nothing changed, nothing lost) or refused. Thread-safe; no privilege needed.
 std::chrono::microseconds request_time_slice(std::chrono::microseconds slice);
 
 /// A slice as written in a setting: "0" or "off" (the kernel's default), or a whole number of

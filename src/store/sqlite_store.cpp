@@ -828,7 +828,7 @@ struct SqliteStore::Impl {
   // --- the journal thread ------------------------------------------------------------------
 
   void journal_loop() {
-    if (opts.journal_thread_slice.count() > 0) (void)request_time_slice(opts.journal_thread_slice);
+    (void)request_time_slice(opts.journal_thread_slice);  // 0: nothing changes
     std::vector<std::unique_ptr<AppendJob>> batch;
     std::vector<IndexItem> journaled;
     const auto pace = std::chrono::microseconds(opts.min_commit_interval_us);
