@@ -25,12 +25,12 @@ struct SchedAttr {
   std::uint32_t sched_util_max;
 };
 
-bool get_attr(int tid, SchedAttr& a) {
+/// The calling thread's attributes.
+bool get_attr(SchedAttr& a) {
 #if defined(__linux__) && defined(SYS_sched_getattr)
   a = SchedAttr{};
-  return ::syscall(SYS_sched_getattr, tid, &a, sizeof a, 0) == 0;
+  return ::syscall(SYS_sched_getattr, 0, &a, sizeof a, 0) == 0;
 #else
-  (void)tid;
   (void)a;
   return false;
 #endif
@@ -38,9 +38,9 @@ bool get_attr(int tid, SchedAttr& a) {
 
 }  // namespace
 
-std::chrono::microseconds current_time_slice(int tid) {
+std::chrono::microseconds current_time_slice() {
   SchedAttr a;
-  if (!get_attr(tid, a) || a.sched_policy != SCHED_OTHER) return std::chrono::microseconds{0};
+  if (!get_attr(a) || a.sched_policy != SCHED_OTHER) return std::chrono::microseconds{0};
   // Kernels before 6.12 leave sched_runtime at zero for a normal thread.
   return std::chrono::duration_cast<std::chrono::microseconds>(
       std::chrono::nanoseconds(a.sched_runtime));
@@ -49,7 +49,7 @@ std::chrono::microseconds current_time_slice(int tid) {
 std::chrono::microseconds request_time_slice(std::chrono::microseconds slice) {
 #if defined(__linux__) && defined(SYS_sched_setattr)
   SchedAttr a;
-  if (slice.count() <= 0 || !get_attr(0, a) || a.sched_policy != SCHED_OTHER)
+  if (slice.count() <= 0 || !get_attr(a) || a.sched_policy != SCHED_OTHER)
     return std::chrono::microseconds{0};
   // sched_nice is part of the request: it is read back first so that the thread keeps its own.
   a.size = sizeof a;

@@ -6,11 +6,10 @@
 
 namespace chat {
 
-/// The time slice Linux's EEVDF scheduler (kernel 6.12 and later) gives thread `tid` of this
-/// process (0: the calling thread), as set by request_time_slice() or the kernel's default; zero
-/// where the kernel keeps no slice per thread (older kernels, other systems), for threads that
-/// are not SCHED_OTHER, or when the thread cannot be read.
-std::chrono::microseconds current_time_slice(int tid = 0);
+/// The time slice Linux's EEVDF scheduler (kernel 6.12 and later) gives the calling thread, as
+/// set by request_time_slice() or the kernel's default; zero where the kernel keeps no slice per
+/// thread (older kernels, other systems) or for a thread that is not SCHED_OTHER.
+std::chrono::microseconds current_time_slice();
 
 /// Asks the scheduler for a time slice of `slice` for the calling thread (the kernel clamps it to
 /// 0.1-100 ms), keeping its scheduling policy and nice value. A thread with a shorter slice than the
