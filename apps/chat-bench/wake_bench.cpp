@@ -231,7 +231,7 @@ BehindBusy behind_busy(const Args& a, std::chrono::microseconds slice) {
   waits.reserve(kWakes);
   std::thread woken([&] {
     pinned_woken = pin(a.core_a);
-    (void)chat::request_time_slice(slice);  // 0: the kernel's default stays
+    (void)chat::request_time_slice(slice);  // 0: the kernel's default, even if inherited
     r.slice_us = chat::current_time_slice().count();
     std::int64_t sent = 0;
     while (::read(p.fd[0], &sent, sizeof sent) == sizeof sent && sent > 0) {

@@ -352,7 +352,7 @@ class Core {
     if (started_.exchange(true)) return;
     work_.emplace(io_.get_executor());
     thread_ = std::thread([this] {
-      (void)request_time_slice(opts_.thread_slice);  // 0: nothing changes
+      (void)request_time_slice(opts_.thread_slice);  // 0: the kernel's default
       try {
         io_.run();
       } catch (const std::exception& e) {

@@ -6,6 +6,7 @@
 
 #include <charconv>
 #include <cstdint>
+#include <thread>
 
 namespace chat {
 namespace {
@@ -49,19 +50,27 @@ std::chrono::microseconds current_time_slice() {
 std::chrono::microseconds request_time_slice(std::chrono::microseconds slice) {
 #if defined(__linux__) && defined(SYS_sched_setattr)
   SchedAttr a;
-  if (slice.count() <= 0 || !get_attr(a) || a.sched_policy != SCHED_OTHER)
-    return std::chrono::microseconds{0};
+  if (!get_attr(a) || a.sched_policy != SCHED_OTHER) return std::chrono::microseconds{0};
   // sched_nice is part of the request: it is read back first so that the thread keeps its own.
   a.size = sizeof a;
   a.sched_flags &= 0x01;  // SCHED_FLAG_RESET_ON_FORK: kept as it was; nothing else asked for
-  a.sched_runtime = static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(slice).count());
+  // Zero is the kernel's default slice (and no longer a custom one that children inherit).
+  a.sched_runtime = slice.count() <= 0
+                        ? 0
+                        : static_cast<std::uint64_t>(
+                              std::chrono::duration_cast<std::chrono::nanoseconds>(slice).count());
   if (::syscall(SYS_sched_setattr, 0, &a, 0) != 0) return std::chrono::microseconds{0};
   return current_time_slice();
 #else
   (void)slice;
   return std::chrono::microseconds{0};
 #endif
+}
+
+std::chrono::microseconds default_time_slice() {
+  std::chrono::microseconds slice{0};
+  std::thread([&slice] { slice = request_time_slice(std::chrono::microseconds{0}); }).join();
+  return slice;
 }
 
 std::optional<std::chrono::microseconds> parse_time_slice(std::string_view text) {

@@ -382,7 +382,7 @@ void HttpServer::run() {
   const unsigned n = std::max(1u, impl->shared->opts.threads);
   const auto slice = impl->shared->opts.thread_slice;
   auto run_io = [impl, slice] {
-    (void)request_time_slice(slice);  // 0: nothing changes
+    (void)request_time_slice(slice);  // 0: the kernel's default
     impl->ioc.run();
   };
   std::vector<std::thread> threads;

@@ -589,9 +589,13 @@ std::uint64_t id_hash(std::string_view id) { return std::hash<std::string_view>{
 /// messages: on a busy core its large transactions otherwise delay them by whole time slices.
 /// Raising a thread's nice value needs no privilege; failing to is harmless. (SCHED_IDLE was
 /// tried: near saturation the indexer then starved until the unindexed bound stopped the
-/// journal, and acknowledgements stalled for hundreds of milliseconds.)
+/// journal, and acknowledgements stalled for hundreds of milliseconds.) It also takes the
+/// kernel's default time slice, whatever slice the thread that opened the store had (a thread
+/// starts with its creator's): the journal and I/O threads preempt it on waking only while
+/// their slices are shorter than its own.
 void lower_thread_priority() {
   (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 10);
+  (void)request_time_slice(std::chrono::microseconds{0});
 }
 
 }  // namespace
@@ -828,7 +832,7 @@ struct SqliteStore::Impl {
   // --- the journal thread ------------------------------------------------------------------
 
   void journal_loop() {
-    (void)request_time_slice(opts.journal_thread_slice);  // 0: nothing changes
+    (void)request_time_slice(opts.journal_thread_slice);  // 0: the kernel's default
     std::vector<std::unique_ptr<AppendJob>> batch;
     std::vector<IndexItem> journaled;
     const auto pace = std::chrono::microseconds(opts.min_commit_interval_us);

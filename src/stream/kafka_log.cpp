@@ -68,7 +68,7 @@ class KafkaLog final : public MessageLog {
       return error{errc::invalid_argument,
                    "kafka topic '" + options_.topic + "': " + rd_kafka_err2str(rd_kafka_last_error())};
     thread_ = std::thread([this] {
-      (void)request_time_slice(options_.thread_slice);  // 0: nothing changes
+      (void)request_time_slice(options_.thread_slice);  // 0: the kernel's default
       delivery_loop();
     });
     return {};

@@ -39,12 +39,23 @@ TEST(SchedTest, TheKernelClampsTooShortASlice) {
   on_new_thread([] { EXPECT_EQ(request_time_slice(microseconds(10)), microseconds(100)); });
 }
 
-TEST(SchedTest, ANonPositiveSliceChangesNothing) {
+// A new thread starts with its creator's slice; zero (or less) asks for the kernel's default.
+TEST(SchedTest, AThreadInheritsItsCreatorsSliceAndZeroDropsIt) {
+  if (current_time_slice().count() == 0)
+    GTEST_SKIP() << "this kernel keeps no per-thread time slice (Linux < 6.12)";
   on_new_thread([] {
-    const auto before = current_time_slice();
-    EXPECT_EQ(request_time_slice(microseconds(0)), microseconds(0));
-    EXPECT_EQ(request_time_slice(microseconds(-5)), microseconds(0));
-    EXPECT_EQ(current_time_slice(), before);
+    ASSERT_EQ(request_time_slice(microseconds(250)), microseconds(250));
+    on_new_thread([] {
+      EXPECT_EQ(current_time_slice(), microseconds(250)) << "not inherited";
+      const auto kernels = request_time_slice(microseconds(0));
+      EXPECT_GT(kernels, microseconds(0));
+      EXPECT_NE(kernels, microseconds(250)) << "the inherited slice was kept";
+      EXPECT_EQ(current_time_slice(), kernels);
+      ASSERT_EQ(request_time_slice(microseconds(250)), microseconds(250));
+      EXPECT_EQ(default_time_slice(), kernels);
+      EXPECT_EQ(current_time_slice(), microseconds(250)) << "default_time_slice changed the caller's";
+      EXPECT_EQ(request_time_slice(microseconds(-5)), kernels);
+    });
   });
 }
 

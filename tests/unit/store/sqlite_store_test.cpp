@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,6 +14,7 @@
 #include <future>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -356,7 +358,7 @@ std::chrono::microseconds journal_thread_slice_seen(Store& store, const Message&
 TEST_F(SqliteStoreTest, TheJournalThreadAsksForTheConfiguredSlice) {
   if (current_time_slice().count() == 0)
     GTEST_SKIP() << "this kernel keeps no per-thread time slice (Linux < 6.12)";
-  const auto default_slice = current_time_slice();
+  const auto default_slice = default_time_slice();
   ASSERT_NE(default_slice, 400us);
   {
     SqliteOptions o;
@@ -368,6 +370,64 @@ TEST_F(SqliteStoreTest, TheJournalThreadAsksForTheConfiguredSlice) {
   auto store = open_store();
   ASSERT_TRUE(store);
   EXPECT_EQ(journal_thread_slice_seen(*store, make_message(alice_, bob_, "b")), default_slice);
+}
+
+// The slice (sched_getattr's sched_runtime, in µs) and nice value of this process's thread
+// named `name`; nullopt while there is none.
+struct ThreadSched {
+  std::chrono::microseconds slice{0};
+  int nice = 0;
+};
+std::optional<ThreadSched> thread_sched(const std::string& name) {
+  struct {  // struct sched_attr, SCHED_ATTR_SIZE_VER1
+    std::uint32_t size, policy;
+    std::uint64_t flags;
+    std::int32_t nice;
+    std::uint32_t priority;
+    std::uint64_t runtime, deadline, period;
+    std::uint32_t util_min, util_max;
+  } a{};
+  for (const auto& task : fs::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(task.path() / "comm");
+    std::string n;
+    if (!std::getline(comm, n) || n != name) continue;
+    const auto tid = std::stol(task.path().filename().string());
+    if (::syscall(SYS_sched_getattr, tid, &a, sizeof a, 0) != 0) return std::nullopt;
+    return ThreadSched{std::chrono::duration_cast<std::chrono::microseconds>(
+                           std::chrono::nanoseconds(a.runtime)),
+                       a.nice};
+  }
+  return std::nullopt;
+}
+
+// A thread starts with its creator's slice: the indexer and the checkpointer must not run with
+// the short one of whoever opened the store (the journal's wake-ups would no longer preempt them).
+TEST_F(SqliteStoreTest, TheBackgroundThreadsTakeTheKernelsSliceWhateverTheOpenersIs) {
+  if (current_time_slice().count() == 0)
+    GTEST_SKIP() << "this kernel keeps no per-thread time slice (Linux < 6.12)";
+  const auto kernels = default_time_slice();
+  ASSERT_NE(kernels, 250us);
+  std::unique_ptr<SqliteStore> store;
+  std::thread([&] {
+    ASSERT_EQ(request_time_slice(250us), 250us);
+    store = open_store();
+  }).join();
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(append_and_wait(*store, make_message(alice_, bob_, "a")).ok());
+  store->flush();
+  for (const char* name : {"store-indexer", "store-checkpnt"}) {
+    std::optional<ThreadSched> seen;
+    for (int i = 0; i < 200; ++i) {  // the checkpointer sets its own as it starts: up to 2 s
+      seen = thread_sched(name);
+      if (seen && seen->nice == 10 && seen->slice != 250us) break;
+      std::this_thread::sleep_for(10ms);
+    }
+    ASSERT_TRUE(seen) << name;
+    EXPECT_EQ(seen->slice, kernels) << name;
+    EXPECT_EQ(seen->nice, 10) << name;
+  }
+  // The journal thread, asked for nothing (journal_thread_slice 0), takes the default too.
+  EXPECT_EQ(journal_thread_slice_seen(*store, make_message(alice_, bob_, "b")), kernels);
 }
 
 TEST_F(SqliteStoreTest, ClientMsgIdMakesAppendIdempotent) {
