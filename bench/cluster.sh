@@ -32,6 +32,11 @@
 #        --db-nice N (FerretDB and chat-worker at nice N, an experiment: does a lower priority for the
 #        database's catch-up keep it from delaying delivery? Here it does not, docs/PERFORMANCE.md
 #        "Eleventh session"; default: all at nice 0),
+#        --service-slice US (every thread of Redis and of the Kafka broker asks the scheduler for a
+#        time slice of US µs once all is started, as chatd's own threads do with --thread-slice;
+#        bench/sched_slice.py; an experiment, docs/PERFORMANCE.md "Sixteenth session"; needs
+#        Linux >= 6.12; default: the kernel's slice, which the script gives its own shell first,
+#        so that every process it starts has it),
 #        --keep (keep the temp dir)
 # Binaries: $CHATD_BIN, $CHAT_WORKER_BIN, $CHAT_BENCH_BIN (default build/bin/*).
 # Services: scripts/services/{redis,kafka,ferretdb}.sh (scripts/install-services.sh installs them).
@@ -47,6 +52,7 @@ CHATD_SLICE=""
 DRAIN_MAX=60
 PIN=0
 DB_NICE=0
+SERVICE_SLICE=""
 KEEP=0
 RATES=""
 BATCH_MAX=""
@@ -64,8 +70,9 @@ while [ $# -gt 0 ]; do
     --batch-max) BATCH_MAX="$2"; shift ;;
     --pin) PIN=1 ;;
     --db-nice) DB_NICE="$2"; shift ;;
+    --service-slice) SERVICE_SLICE="$2"; shift ;;
     --keep) KEEP=1 ;;
-    -h|--help) sed -n '2,37p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,41p' "$0"; exit 0 ;;
     *) echo "cluster.sh: unknown flag $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -73,6 +80,10 @@ done
 
 log() { printf '[cluster-bench] %s\n' "$*" >&2; }
 die() { printf '[cluster-bench] error: %s\n' "$*" >&2; exit 1; }
+[[ -z "$SERVICE_SLICE" || "$SERVICE_SLICE" =~ ^[0-9]+$ ]] || die "--service-slice takes microseconds (an integer)"
+# Every process started below inherits this shell's scheduler time slice: make it the kernel's
+# default, whatever the launching shell had (docs/PERFORMANCE.md, "Sixteenth session").
+python3 "$ROOT/bench/sched_slice.py" 0 $$ >/dev/null || true
 
 CHATD="${CHATD_BIN:-$ROOT/build/bin/chatd}"
 WORKER="${CHAT_WORKER_BIN:-$ROOT/build/bin/chat-worker}"
@@ -511,6 +522,11 @@ def cmd_report(work, meta_json):
 if __name__ == "__main__":
     globals()["cmd_" + sys.argv[1]](*sys.argv[2:])
 PY
+
+if [ -n "$SERVICE_SLICE" ]; then
+  log "Redis and Kafka: $(python3 "$ROOT/bench/sched_slice.py" "$SERVICE_SLICE" "$REDIS_PID" "$KAFKA_PID")"
+  LAYOUT="$LAYOUT; Redis and Kafka threads with a ${SERVICE_SLICE} µs scheduler slice"
+fi
 
 W_URL="http://127.0.0.1:$W_PORT/metrics"
 python3 "$TOOL" sampler "$WORK/samples.jsonl" "$W_URL" \

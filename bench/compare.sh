@@ -63,6 +63,9 @@ while [ $# -gt 0 ]; do
 done
 
 log() { printf '[compare] %s\n' "$*" >&2; }
+# Every process started below inherits this shell's scheduler time slice: make it the kernel's
+# default, whatever the launching shell had (docs/PERFORMANCE.md, "Sixteenth session").
+python3 "$ROOT/bench/sched_slice.py" 0 $$ >/dev/null || true
 
 # ---- binaries ------------------------------------------------------------------------------------
 CHATD="${CHATD_BIN:-$ROOT/build/bin/chatd}"

@@ -22,6 +22,8 @@
 #       org.apache.kafka.tools.consumer.group.ConsumerGroupCommand, org.apache.kafka.tools.GetOffsetShell
 #       (DIR/client-sasl.properties holds the SASL client settings when --sasl-port was given).
 # Pid file DIR/kafka.pid; broker log DIR/kafka.log; data DIR/data.
+# CHAT_KAFKA_JVM_OPTS: more options for the broker's JVM (after the defaults, so they win), e.g.
+# "-Xlog:gc:file=/tmp/kafka-gc.log" to see its collector's pauses.
 set -euo pipefail
 svc_name=kafka
 . "$(dirname "$0")/lib.sh"
@@ -208,7 +210,7 @@ ENV
   [ -f "$dir/kafka.log" ] && mv "$dir/kafka.log" "$dir/kafka.log.prev"
   mkdir -p "$dir/logs"
   spawn "$pidfile" "$dir/kafka.log" "$JAVA" -Xms"$HEAP" -Xmx"$HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
-    -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true \
+    -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true ${CHAT_KAFKA_JVM_OPTS:-} \
     -Dlog4j.configuration="file:$dir/log4j.properties" -Dkafka.logs.dir="$dir/logs" \
     -cp "$CP" kafka.Kafka "$dir/server.properties"
   local ok=yes
