@@ -29,7 +29,7 @@ struct SqliteOptions {
   std::size_t max_unindexed = 131072;
   std::size_t index_batch = 16384;      ///< journaled messages indexed at most per transaction
   int index_interval_ms = 200;          ///< index at least this often, and at most unless asked
-  int index_wait_ms = 30000;            ///< a read waits this long for the index (then unavailable)
+  int index_wait_ms = 30000;            ///< flush() waits this long for the index (then warns)
   /// A journal transaction starts at most this often (µs; 0: as soon as appends wait), so
   /// that under load more appends share each fsync. Adds at most this much to an append.
   int min_commit_interval_us = 500;
@@ -59,8 +59,10 @@ using CallbackExecutor = std::function<void(std::function<void()>)>;
 /// runs the synchronous writes (users, media, read positions), each in its own savepoint so
 /// that one job's constraint failure does not fail the others. A synchronous write runs after
 /// every append queued before it is indexed, as if one FIFO queue held them. Reads that return
-/// messages (conversation_page, conversation_summaries) wait until every message journaled
-/// before the call is indexed. open() replays into the database what the journal still holds.
+/// messages (conversation_page, conversation_summaries) see every message journaled before the
+/// call without waiting for the index: they merge the main database's rows with the journaled
+/// messages not in it yet, which the store keeps in memory by conversation until their index
+/// commit. open() replays into the database what the journal still holds.
 ///
 /// Thread-safety: all methods may be called concurrently from any thread. Callbacks of
 /// append_message() run on the journal thread unless set_callback_executor() says
