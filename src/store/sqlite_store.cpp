@@ -868,27 +868,38 @@ struct SqliteStore::Impl {
     }
   }
 
-  /// A conversation's unindexed messages with ids below `before_id` ("": all), oldest first.
+  /// Journal order is id order but for ids made on two I/O threads at once: the reads sort.
+  static void sort_by_id(std::vector<MessagePtr>& ms) {
+    std::sort(ms.begin(), ms.end(), [](const MessagePtr& a, const MessagePtr& b) { return a->id < b->id; });
+  }
+
+  /// A conversation's unindexed messages with ids below `before_id` ("": all), by id.
   std::vector<MessagePtr> backlog_of(std::string_view conversation_id, std::string_view before_id) {
     std::vector<MessagePtr> out;
-    std::lock_guard lk(mu);
-    auto it = backlog.find(conversation_id);
-    if (it == backlog.end()) return out;
-    const ConversationBacklog& b = it->second;
-    for (std::size_t i = b.head; i < b.messages.size(); ++i)
-      if (before_id.empty() || b.messages[i]->id < before_id) out.push_back(b.messages[i]);
+    {
+      std::lock_guard lk(mu);
+      auto it = backlog.find(conversation_id);
+      if (it == backlog.end()) return out;
+      const ConversationBacklog& b = it->second;
+      for (std::size_t i = b.head; i < b.messages.size(); ++i)
+        if (before_id.empty() || b.messages[i]->id < before_id) out.push_back(b.messages[i]);
+    }
+    sort_by_id(out);
     return out;
   }
 
-  /// The unindexed messages of every direct conversation `user_id` is in, oldest first each.
+  /// The unindexed messages of every direct conversation `user_id` is in, by id each.
   std::vector<std::vector<MessagePtr>> backlog_of_user(std::string_view user_id) {
     std::vector<std::vector<MessagePtr>> out;
-    std::lock_guard lk(mu);
-    for (const auto& [conversation_id, b] : backlog) {
-      const Message& first = *b.messages[b.head];
-      if (first.sender_id != user_id && first.receiver_id != user_id) continue;
-      out.emplace_back(b.messages.begin() + static_cast<std::ptrdiff_t>(b.head), b.messages.end());
+    {
+      std::lock_guard lk(mu);
+      for (const auto& [conversation_id, b] : backlog) {
+        const Message& first = *b.messages[b.head];
+        if (first.sender_id != user_id && first.receiver_id != user_id) continue;
+        out.emplace_back(b.messages.begin() + static_cast<std::ptrdiff_t>(b.head), b.messages.end());
+      }
     }
+    for (auto& ms : out) sort_by_id(ms);
     return out;
   }
 

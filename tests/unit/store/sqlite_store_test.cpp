@@ -1156,6 +1156,43 @@ TEST_F(SqliteStoreTest, ReadsSeeAcknowledgedMessagesWithoutWaitingForTheIndex) {
   EXPECT_EQ(store->unindexed_messages(), 10u);
 }
 
+// With several I/O threads, ids are made on two threads at once and journal order is not always
+// id order: reads of unindexed messages still order them by id, as the main database does.
+TEST_F(SqliteStoreTest, UnindexedMessagesAreReadInIdOrder) {
+  SqliteOptions opts;
+  opts.path = db_path();
+  opts.index_interval_ms = 600'000;
+  auto store = open_store(opts);
+  ASSERT_TRUE(store);
+  const std::string conv = direct_conversation_id(alice_, bob_);
+  std::vector<Message> sent;
+  for (std::uint32_t counter : {5u, 3u, 4u}) {  // journaled 5, 3, 4
+    sent.push_back(make_message(bob_, alice_, "m" + std::to_string(counter)));
+    sent.back().id = make_object_id(1'900'000'000, counter);
+    ASSERT_TRUE(append_and_wait(*store, sent.back()).ok());
+  }
+  const std::vector<std::string> by_id = {sent[1].id, sent[2].id, sent[0].id};
+  auto check = [&](const char* when) {
+    SCOPED_TRACE(when);
+    auto page = store->conversation_page(conv, "", 10);
+    ASSERT_TRUE(page.ok());
+    EXPECT_EQ(ids_of(page->messages), by_id);
+    auto older = store->conversation_page(conv, sent[0].id, 1);  // before the newest: 4
+    ASSERT_TRUE(older.ok());
+    EXPECT_EQ(ids_of(older->messages), std::vector<std::string>{sent[2].id});
+    EXPECT_TRUE(older->has_more);
+    auto a = store->conversation_summaries(alice_);
+    ASSERT_TRUE(a.ok());
+    ASSERT_EQ(a->size(), 1u);
+    EXPECT_EQ(a->front().last_message->id, sent[0].id);
+    EXPECT_EQ(a->front().unread, 3u);
+  };
+  check("unindexed");
+  EXPECT_EQ(store->unindexed_messages(), 3u);
+  store->flush();
+  check("indexed");
+}
+
 // Without readers the writer still indexes on its interval (the journal is then trimmed), and
 // a read behind a backlog spread over several index transactions gets all of it.
 TEST_F(SqliteStoreTest, IndexingRunsOnItsIntervalAndCatchesUpForAReader) {
