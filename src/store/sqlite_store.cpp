@@ -485,6 +485,10 @@ struct WriteJob {
   /// Appends accepted before this job: it runs only after they were journaled (and indexes
   /// them first), so a write that follows an append (mark_read) sees it, as in one FIFO.
   std::uint64_t appends_before = 0;
+  /// False for a write that reads no message (users, media): it runs in the writer's next
+  /// transaction without the index of the appends before it, which under load is a backlog of
+  /// up to max_unindexed messages (a profile update waited for it as history reads did).
+  bool after_appends = true;
 };
 
 template <class T>
@@ -669,6 +673,10 @@ struct SqliteStore::Impl {
   std::atomic<std::size_t> pending{0};
   std::atomic<std::uint64_t> commits{0};
   std::atomic<std::uint64_t> index_commits{0};
+  // The queue's front is a write that reads no message (set under `mu`): the writer's index
+  // transaction in progress stops early and commits what it has, so that the write waits for
+  // a few hundred inserts rather than up to index_batch of them.
+  std::atomic<bool> independent_first{false};
 
   // The journal thread's own state.
   std::unique_ptr<MessageJournal> journal;
@@ -804,7 +812,9 @@ struct SqliteStore::Impl {
     {
       std::lock_guard lk(mu);
       if (auto e = refuse_locked()) return *e;
-      job->appends_before = appends_accepted;
+      job->appends_before = job->after_appends ? appends_accepted : 0;
+      if (queue.empty() && !job->after_appends)
+        independent_first.store(true, std::memory_order_relaxed);
       queue.push_back(std::move(job));
       ++accepted;
       pending.store(queued_locked(), std::memory_order_relaxed);
@@ -825,11 +835,13 @@ struct SqliteStore::Impl {
     return {};
   }
 
+  /// `after_appends`: see WriteJob (false only for writes that read no message).
   template <class T>
-  result<T> run_sync(std::function<result<T>(Conn&)> body) {
+  result<T> run_sync(std::function<result<T>(Conn&)> body, bool after_appends = true) {
     if (on_store_thread())
       return error{errc::internal, "synchronous store write from the store's own thread"};
     auto job = std::make_unique<SyncJob<T>>(std::move(body));
+    job->after_appends = after_appends;
     auto future = job->promise.get_future();
     std::unique_ptr<WriteJob> base = std::move(job);
     if (auto r = enqueue(base); !r.ok()) return r.err();
@@ -1128,6 +1140,7 @@ struct SqliteStore::Impl {
     using Clock = std::chrono::steady_clock;
     auto last_index = Clock::now();
     auto retry_after = Clock::time_point{};  // after a failed batch: not before this
+    bool independent = false;  // this batch: only writes that read no message
     const auto interval = std::chrono::milliseconds(opts.index_interval_ms);
     for (;;) {
       {
@@ -1147,25 +1160,33 @@ struct SqliteStore::Impl {
           else if (!to_index.empty()) work_cv.wait_until(lk, last_index + interval);
           else work_cv.wait(lk);
         }
+        // Writes that read no message first, in a transaction of their own: they need no index.
+        independent = sync_ready && !queue.front()->after_appends;
         // A synchronous write waiting takes everything journaled (at most max_unindexed), so
         // that a journal outpacing the index cannot keep it waiting.
-        const std::size_t n =
-            sync_ready ? to_index.size() : std::min(to_index.size(), opts.index_batch);
+        const std::size_t n = independent  ? 0
+                              : sync_ready ? to_index.size()
+                                           : std::min(to_index.size(), opts.index_batch);
         for (std::size_t i = 0; i < n; ++i) {
           items.push_back(std::move(to_index.front()));
           to_index.pop_front();
         }
-        // Synchronous writes only once every append queued before them is in this batch.
-        while (to_index.empty() && !queue.empty() && jobs.size() < opts.max_batch &&
-               queue.front()->appends_before <= appends_done) {
+        // Synchronous writes only once every append queued before them is in this batch (or,
+        // reading no message, at once), in their order.
+        while (!queue.empty() && jobs.size() < opts.max_batch &&
+               (independent ? !queue.front()->after_appends
+                            : to_index.empty() && queue.front()->appends_before <= appends_done)) {
           jobs.push_back(std::move(queue.front()));
           queue.pop_front();
         }
+        independent_first.store(!queue.empty() && !queue.front()->after_appends,
+                                std::memory_order_relaxed);
         if (to_index.empty()) index_now = false;  // else the waiter needs the next batch too
         pending.store(queued_locked(), std::memory_order_relaxed);
       }
-      last_index = Clock::now();
-      const bool indexed = run_batch(items, jobs);
+      if (!independent) last_index = Clock::now();  // the interval counts index transactions
+      std::size_t done = items.size();
+      const bool indexed = run_batch(items, jobs, done);
       if (!indexed) retry_after = Clock::now() + interval;
       const std::size_t n = jobs.size();
       jobs.clear();
@@ -1177,6 +1198,14 @@ struct SqliteStore::Impl {
           backlog_drop(items);
           items.clear();
         } else if (indexed) {
+          // Stopped early for a write that reads no message: the rest goes back, in order, and
+          // is indexed right after it (the batch was due; a flush may be waiting for it).
+          if (done < items.size()) {
+            for (std::size_t i = items.size(); i > done; --i)
+              to_index.push_front(std::move(items[i - 1]));
+            items.resize(done);
+            index_now = true;
+          }
           if (!items.empty()) indexed_seq = items.back().seq;
           indexed_key_gen = key_gen.gen;
           unindexed -= items.size();
@@ -1209,8 +1238,10 @@ struct SqliteStore::Impl {
   // savepoint so its own failure (a constraint, a missing row) is undone without touching the
   // others; a failure of the transaction itself (disk full, I/O error) fails every job and
   // leaves the journaled messages to the next batch. Returns whether `items` were indexed.
+  /// `done`: how many of `items` were indexed (all, unless a batch without jobs stopped early
+  /// for a write that reads no message, see independent_first).
   bool run_batch(const std::vector<IndexItem>& items,
-                 std::vector<std::unique_ptr<WriteJob>>& jobs) {
+                 std::vector<std::unique_ptr<WriteJob>>& jobs, std::size_t& done) {
     Conn& w = *writer_conn;
     const KeyGeneration keys_before = key_gen;
     auto fail_all = [&](const error& e) {
@@ -1226,11 +1257,18 @@ struct SqliteStore::Impl {
 
     if (auto r = w.run(kBegin, "begin transaction"); !r.ok()) return fail_all(r.err());
     known.pending.clear();
-    for (const IndexItem& item : items) {
+    done = items.size();
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      const IndexItem& item = items[i];
       // Checked when journaled, so a failure here is the database's (I/O, memory, corruption):
       // the whole batch is retried, the messages stay journaled, nothing is skipped.
       if (auto r = index_message(w, known, key_gen, *item.m); !r.ok())
         return fail_all(error{r.code(), "index message " + item.m->id + ": " + r.err().message});
+      if (jobs.empty() && i % 256 == 255 && i + 1 < items.size() &&
+          independent_first.load(std::memory_order_relaxed)) {
+        done = i + 1;
+        break;
+      }
     }
     for (auto& job : jobs) {
       if (auto r = w.run(kSavepoint, "savepoint"); !r.ok()) return fail_all(r.err());
@@ -1651,7 +1689,7 @@ result<User> SqliteStore::create_user(const User& user) {
         std::string_view(sqlite3_errmsg(w.db())).find("users.email") != std::string_view::npos)
       return error{errc::already_exists, "User account already exists with this email"};
     return s.fail(rc, "insert user");
-  });
+  }, /*after_appends=*/false);
 }
 
 result<User> SqliteStore::user_by_id(std::string_view id) {
@@ -1689,7 +1727,7 @@ result<User> SqliteStore::update_user(std::string_view id, const UserPatch& patc
       if (sqlite3_changes(w.db()) == 0) return error{errc::not_found, "user not found"};
     }
     return query_user(w, kUserById, id);
-  });
+  }, /*after_appends=*/false);
 }
 
 result<void> SqliteStore::set_password_hash(std::string_view id, std::string_view hash) {
@@ -1699,7 +1737,7 @@ result<void> SqliteStore::set_password_hash(std::string_view id, std::string_vie
     if (int rc = s.step(); rc != SQLITE_DONE) return s.fail(rc, "set password hash");
     if (sqlite3_changes(w.db()) == 0) return error{errc::not_found, "user not found"};
     return {};
-  });
+  }, /*after_appends=*/false);
 }
 
 void SqliteStore::append_message(Message m, AppendCallback done) {
@@ -1849,7 +1887,7 @@ result<void> SqliteStore::put_media(std::string_view id, std::string_view conten
     s.text(1, id).text(2, content_type).blob(3, bytes).integer(4, now);
     if (int rc = s.step(); rc != SQLITE_DONE) return s.fail(rc, "store media");
     return {};
-  });
+  }, /*after_appends=*/false);
 }
 
 result<Media> SqliteStore::media(std::string_view id) {

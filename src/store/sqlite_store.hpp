@@ -57,8 +57,10 @@ using CallbackExecutor = std::function<void(std::function<void()>)>;
 /// acknowledges it once that commit is durable. The writer thread then moves journaled messages into the main
 /// database in large transactions (up to index_batch, at least every index_interval_ms), and
 /// runs the synchronous writes (users, media, read positions), each in its own savepoint so
-/// that one job's constraint failure does not fail the others. A synchronous write runs after
-/// every append queued before it is indexed, as if one FIFO queue held them. Reads that return
+/// that one job's constraint failure does not fail the others. A read position (mark_read) runs
+/// after every append queued before it is indexed, as if one FIFO queue held them; the writes
+/// that read no message (users, media) run in the writer's next transaction, without waiting
+/// for that index (in their order with the other synchronous writes). Reads that return
 /// messages (conversation_page, conversation_summaries) see every message journaled before the
 /// call without waiting for the index: they merge the main database's rows with the journaled
 /// messages not in it yet, which the store keeps in memory by conversation until their index
