@@ -74,6 +74,15 @@ class SqliteStoreTest : public ::testing::Test {
   }
   std::string db_path() const { return (dir_.path() / "sub" / "chat.sqlite").string(); }
 
+  /// A store whose writer indexes journaled messages only when flushed or when a read position
+  /// waits for them (its interval is ten minutes): what a test appends stays unindexed.
+  std::unique_ptr<SqliteStore> open_store_indexing_on_demand() {
+    SqliteOptions opts;
+    opts.path = db_path();
+    opts.index_interval_ms = 600'000;
+    return open_store(opts);
+  }
+
   TempDir dir_;
   const std::string alice_ = hex_id(1);
   const std::string bob_ = hex_id(2);
@@ -1083,10 +1092,7 @@ TEST_F(SqliteStoreTest, TheJournalOfAnEarlierVersionIsReplayedAndRemoved) {
 // A read returns every message acknowledged before it, indexed or not yet, without waiting for
 // the index: the store merges the journaled messages the main database does not have yet.
 TEST_F(SqliteStoreTest, ReadsSeeAcknowledgedMessagesWithoutWaitingForTheIndex) {
-  SqliteOptions opts;
-  opts.path = db_path();
-  opts.index_interval_ms = 600'000;  // the writer indexes only when flushed
-  auto store = open_store(opts);
+  auto store = open_store_indexing_on_demand();
   ASSERT_TRUE(store);
   const std::string conv = direct_conversation_id(alice_, bob_);
   std::vector<Message> sent;
@@ -1159,10 +1165,7 @@ TEST_F(SqliteStoreTest, ReadsSeeAcknowledgedMessagesWithoutWaitingForTheIndex) {
 // A write that reads no message (a profile, a user, media) does not wait for the index of the
 // appends before it; a read position, which does, still runs after them.
 TEST_F(SqliteStoreTest, WritesThatReadNoMessageDoNotWaitForTheIndex) {
-  SqliteOptions opts;
-  opts.path = db_path();
-  opts.index_interval_ms = 600'000;
-  auto store = open_store(opts);
+  auto store = open_store_indexing_on_demand();
   ASSERT_TRUE(store);
   ASSERT_TRUE(store->create_user(make_user(alice_, "alice@example.com", "Alice")).ok());
   std::vector<Message> sent;
@@ -1232,10 +1235,7 @@ TEST_F(SqliteStoreTest, AWriteThatReadsNoMessageCutsALargeIndexTransactionShort)
 // With several I/O threads, ids are made on two threads at once and journal order is not always
 // id order: reads of unindexed messages still order them by id, as the main database does.
 TEST_F(SqliteStoreTest, UnindexedMessagesAreReadInIdOrder) {
-  SqliteOptions opts;
-  opts.path = db_path();
-  opts.index_interval_ms = 600'000;
-  auto store = open_store(opts);
+  auto store = open_store_indexing_on_demand();
   ASSERT_TRUE(store);
   const std::string conv = direct_conversation_id(alice_, bob_);
   std::vector<Message> sent;
