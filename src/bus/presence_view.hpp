@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include "core/hash.hpp"
+
 namespace chat::bus {
 
 class PresenceView {
@@ -72,11 +74,7 @@ class PresenceView {
   std::string self_;
   std::int64_t ttl_ms_;
   std::unordered_map<std::string, Instance> instances_;  // self included
-  struct Hash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-  };
-  std::unordered_map<std::string, std::uint32_t, Hash, std::equal_to<>>
+  std::unordered_map<std::string, std::uint32_t, StringViewHash, std::equal_to<>>
       holders_;  // user → number of instances that have it
 };
 

@@ -14,6 +14,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "core/hash.hpp"
 #include "core/log.hpp"
 #include "engineio/packet.hpp"
 #include "socketio/packet.hpp"
@@ -140,11 +141,7 @@ struct Namespace::Impl {
   std::function<void(const SocketPtr&, std::string_view)> on_disconnect;
   mutable std::mutex mu;  // guards rooms, sockets, sessions and every Socket::State::rooms
   // Transparent hashing: emit_to() looks rooms up by string_view, without a temporary string.
-  struct RoomHash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view v) const noexcept { return std::hash<std::string_view>{}(v); }
-  };
-  std::unordered_map<std::string, std::unordered_set<SocketPtr>, RoomHash, std::equal_to<>> rooms;
+  std::unordered_map<std::string, std::unordered_set<SocketPtr>, StringViewHash, std::equal_to<>> rooms;
   // Keys view the sockets' own ids (a socket outlives its entries: they hold it).
   std::unordered_map<std::string_view, SocketPtr> sockets;  // connected, by id
   std::unordered_map<std::string, SocketPtr> sessions;  // disconnected, recoverable, by pid

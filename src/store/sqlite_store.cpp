@@ -27,6 +27,7 @@
 #include <unordered_set>
 #include <utility>
 
+#include "core/hash.hpp"
 #include "core/json_text.hpp"
 #include "core/log.hpp"
 #include "core/sched.hpp"
@@ -589,12 +590,6 @@ result<void> index_message(Conn& w, KnownConversations& known, KeyGeneration& ke
 /// The pending-index hash of a message id.
 std::uint64_t id_hash(std::string_view id) { return std::hash<std::string_view>{}(id); }
 
-/// Lets an unordered_map keyed by std::string be searched with a string_view.
-struct StringHash {
-  using is_transparent = void;
-  std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-};
-
 /// The journaled messages of one conversation that are not in the main database yet, oldest
 /// first: [head, end) of `messages` (the writer drops them from the front as it indexes).
 struct ConversationBacklog {
@@ -655,7 +650,7 @@ struct SqliteStore::Impl {
   // ms at 10,000 msg/s, ~2 s at the maximum). Added by the journal thread with to_index, before
   // the appends are acknowledged; dropped by the writer once their index commit is done. So an
   // acknowledged message is in one or the other at any time (in both for a moment).
-  std::unordered_map<std::string, ConversationBacklog, StringHash, std::equal_to<>> backlog;
+  std::unordered_map<std::string, ConversationBacklog, StringViewHash, std::equal_to<>> backlog;
   std::uint64_t accepted = 0;
   std::uint64_t completed = 0;
   std::uint64_t appends_accepted = 0;
