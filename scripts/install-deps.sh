@@ -7,7 +7,8 @@ PKGS=(build-essential cmake ninja-build ccache pkg-config git
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libhiredis-dev librdkafka-dev libmongoc-dev libsqlite3-dev prometheus-cpp-dev
   libspdlog-dev libfmt-dev libsodium-dev libcrypt-dev libssl-dev libgtest-dev
-  zlib1g-dev libbrotli-dev libjemalloc-dev clang libclang-rt-14-dev chromium nodejs npm)
+  zlib1g-dev libbrotli-dev libjemalloc-dev clang libclang-rt-14-dev chromium nodejs npm
+  python3 procps)  # the bench scripts and their tests (bench_sched_slice), the service scripts
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
