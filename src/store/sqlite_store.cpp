@@ -183,10 +183,11 @@ constexpr std::array<const char*, kQueryCount> kSql = {
     " FROM messages WHERE conversation_id = ?1 ORDER BY id DESC LIMIT ?2",
     "SELECT " CHAT_MSG_COLS
     " FROM messages WHERE conversation_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
-    // Clamped to the newest message: a read position past it would hide messages to come.
+    // Clamped to the newest message: a read position past it would hide messages to come. ?4:
+    // the newest of the conversation's messages not indexed yet ('' if none).
     "UPDATE conversation_members SET last_read_id = max(coalesce(last_read_id, ''),"
-    " min(?3, coalesce((SELECT id FROM messages WHERE conversation_id = ?1"
-    " ORDER BY id DESC LIMIT 1), '')))"
+    " min(?3, max(coalesce((SELECT id FROM messages WHERE conversation_id = ?1"
+    " ORDER BY id DESC LIMIT 1), ''), ?4)))"
     " WHERE conversation_id = ?1 AND user_id = ?2 RETURNING coalesce(last_read_id, '')",
     // Index range scans only: the newest message is the last entry of (conversation_id, id);
     // unread messages are counted after max(read position, the (kUnreadWindow+1)-th newest id),
@@ -483,13 +484,10 @@ struct WriteJob {
   /// The job's own error, if any: the runner rolls its savepoint back.
   virtual std::optional<error> run(Conn& w) = 0;
   virtual void deliver(const error* batch_failure) = 0;
-  /// Appends accepted before this job: it runs only after they were journaled (and indexes
-  /// them first), so a write that follows an append (mark_read) sees it, as in one FIFO.
-  std::uint64_t appends_before = 0;
-  /// False for a write that reads no message (users, media): it runs in the writer's next
-  /// transaction without the index of the appends before it, which under load is a backlog of
-  /// up to max_unindexed messages (a profile update waited for it as history reads did).
-  bool after_appends = true;
+  // No job waits for the index of the appends queued before it, which under load is a
+  // backlog of up to max_unindexed messages (a profile update or a read position waited for it
+  // as history reads did): users and media read no message, and a read position clamps to the
+  // unindexed messages as well (mark_read).
 };
 
 template <class T>
@@ -554,20 +552,26 @@ struct IndexItem {
 /// Inserts a message (and its conversation and members, unless known) into the main database.
 /// Idempotent: a message whose id is stored already inserts nothing, which makes replaying
 /// the journal after a crash safe.
+/// Inserts the rows of a message's conversation and its two members, unless there.
+result<void> insert_conversation_rows(Conn& w, const Message& m) {
+  {
+    Stmt s(w, kConvInsert);
+    s.text(1, m.conversation_id).integer(2, m.created_at);
+    if (int rc = s.step(); rc != SQLITE_DONE) return s.fail(rc, "insert conversation");
+  }
+  for (const std::string* member : {&m.sender_id, &m.receiver_id}) {
+    Stmt s(w, kMemberInsert);
+    s.text(1, m.conversation_id).text(2, *member);
+    if (int rc = s.step(); rc != SQLITE_DONE) return s.fail(rc, "insert conversation member");
+  }
+  return {};
+}
+
 result<void> index_message(Conn& w, KnownConversations& known, KeyGeneration& keys,
                            const Message& m) {
   const bool new_conversation = !known.ids.contains(m.conversation_id);
   if (new_conversation) {
-    {
-      Stmt s(w, kConvInsert);
-      s.text(1, m.conversation_id).integer(2, m.created_at);
-      if (int rc = s.step(); rc != SQLITE_DONE) return s.fail(rc, "insert conversation");
-    }
-    for (const std::string* member : {&m.sender_id, &m.receiver_id}) {
-      Stmt s(w, kMemberInsert);
-      s.text(1, m.conversation_id).text(2, *member);
-      if (int rc = s.step(); rc != SQLITE_DONE) return s.fail(rc, "insert conversation member");
-    }
+    if (auto r = insert_conversation_rows(w, m); !r) return r;
   }
   Stmt s(w, kMsgInsert);
   s.text(1, m.id).text(2, m.conversation_id).text(3, m.sender_id).text(4, m.receiver_id);
@@ -595,6 +599,9 @@ std::uint64_t id_hash(std::string_view id) { return std::hash<std::string_view>{
 struct ConversationBacklog {
   std::vector<MessagePtr> messages;
   std::size_t head = 0;
+  /// The one with the greatest id ever added (ids made on two I/O threads at once may come out
+  /// of order). Once dropped it is in the main database, which read positions clamp to as well.
+  MessagePtr newest;
 };
 
 /// Background work (indexing, checkpoints) yields the CPU to the threads acknowledging
@@ -668,10 +675,10 @@ struct SqliteStore::Impl {
   std::atomic<std::size_t> pending{0};
   std::atomic<std::uint64_t> commits{0};
   std::atomic<std::uint64_t> index_commits{0};
-  // The queue's front is a write that reads no message (set under `mu`): the writer's index
-  // transaction in progress stops early and commits what it has, so that the write waits for
-  // a few hundred inserts rather than up to index_batch of them.
-  std::atomic<bool> independent_first{false};
+  // A synchronous write is queued (set under `mu`): the writer's index transaction in
+  // progress stops early and commits what it has, so that the write waits for a few hundred
+  // inserts rather than up to index_batch of them.
+  std::atomic<bool> sync_waiting{false};
 
   // The journal thread's own state.
   std::unique_ptr<MessageJournal> journal;
@@ -807,9 +814,7 @@ struct SqliteStore::Impl {
     {
       std::lock_guard lk(mu);
       if (auto e = refuse_locked()) return *e;
-      job->appends_before = job->after_appends ? appends_accepted : 0;
-      if (queue.empty() && !job->after_appends)
-        independent_first.store(true, std::memory_order_relaxed);
+      if (queue.empty()) sync_waiting.store(true, std::memory_order_relaxed);
       queue.push_back(std::move(job));
       ++accepted;
       pending.store(queued_locked(), std::memory_order_relaxed);
@@ -830,13 +835,11 @@ struct SqliteStore::Impl {
     return {};
   }
 
-  /// `after_appends`: see WriteJob (false only for writes that read no message).
   template <class T>
-  result<T> run_sync(std::function<result<T>(Conn&)> body, bool after_appends = true) {
+  result<T> run_sync(std::function<result<T>(Conn&)> body) {
     if (on_store_thread())
       return error{errc::internal, "synchronous store write from the store's own thread"};
     auto job = std::make_unique<SyncJob<T>>(std::move(body));
-    job->after_appends = after_appends;
     auto future = job->promise.get_future();
     std::unique_ptr<WriteJob> base = std::move(job);
     if (auto r = enqueue(base); !r.ok()) return r.err();
@@ -849,6 +852,16 @@ struct SqliteStore::Impl {
     auto it = backlog.find(m->conversation_id);
     if (it == backlog.end()) it = backlog.emplace(m->conversation_id, ConversationBacklog{}).first;
     it->second.messages.push_back(m);
+    if (!it->second.newest || m->id > it->second.newest->id) it->second.newest = m;
+  }
+
+  /// A conversation's oldest unindexed message (its rows are made from it) and its newest
+  /// (the clamp of a read position); both null if it has none.
+  std::pair<MessagePtr, MessagePtr> backlog_ends(std::string_view conversation_id) {
+    std::lock_guard lk(mu);
+    auto it = backlog.find(conversation_id);
+    if (it == backlog.end()) return {};
+    return {it->second.messages[it->second.head], it->second.newest};
   }
 
   /// Drops an index batch's messages, now in the main database. Each conversation's messages
@@ -1135,51 +1148,44 @@ struct SqliteStore::Impl {
     using Clock = std::chrono::steady_clock;
     auto last_index = Clock::now();
     auto retry_after = Clock::time_point{};  // after a failed batch: not before this
-    bool independent = false;  // this batch: only writes that read no message
+    bool sync = false;  // this batch: synchronous writes only
     const auto interval = std::chrono::milliseconds(opts.index_interval_ms);
     for (;;) {
       {
         std::unique_lock lk(mu);
-        bool sync_ready = false;
+        bool index_due = false;
         for (;;) {
           const auto now = Clock::now();
           const bool backing_off = now < retry_after && !stopping;
-          sync_ready = !queue.empty() && queue.front()->appends_before <= appends_done;
-          const bool index_due =
+          index_due =
               !to_index.empty() &&
-              (index_now || sync_ready || stopping || to_index.size() >= opts.index_batch ||
+              (index_now || stopping || to_index.size() >= opts.index_batch ||
                unindexed >= opts.max_unindexed || now >= last_index + interval);
-          if (!backing_off && (sync_ready || index_due)) break;
+          if (!backing_off && (!queue.empty() || index_due)) break;
           if (stopping && journal_finished && queue.empty() && to_index.empty()) return;
           if (backing_off) work_cv.wait_until(lk, retry_after);
           else if (!to_index.empty()) work_cv.wait_until(lk, last_index + interval);
           else work_cv.wait(lk);
         }
-        // Writes that read no message first, in a transaction of their own: they need no index.
-        independent = sync_ready && !queue.front()->after_appends;
-        // A synchronous write waiting takes everything journaled (at most max_unindexed), so
-        // that a journal outpacing the index cannot keep it waiting.
-        const std::size_t n = independent  ? 0
-                              : sync_ready ? to_index.size()
-                                           : std::min(to_index.size(), opts.index_batch);
+        // Synchronous writes first, in their order and a transaction of their own: none needs
+        // the index (see WriteJob). When both are due they take turns, so that a steady stream
+        // of them cannot hold the index back until max_unindexed stops the appends (the index
+        // transaction then stops after its first 256 messages, see sync_waiting).
+        sync = !queue.empty() && !(sync && index_due);
+        const std::size_t n = sync ? 0 : std::min(to_index.size(), opts.index_batch);
         for (std::size_t i = 0; i < n; ++i) {
           items.push_back(std::move(to_index.front()));
           to_index.pop_front();
         }
-        // Synchronous writes only once every append queued before them is in this batch (or,
-        // reading no message, at once), in their order.
-        while (!queue.empty() && jobs.size() < opts.max_batch &&
-               (independent ? !queue.front()->after_appends
-                            : to_index.empty() && queue.front()->appends_before <= appends_done)) {
+        while (sync && !queue.empty() && jobs.size() < opts.max_batch) {
           jobs.push_back(std::move(queue.front()));
           queue.pop_front();
         }
-        independent_first.store(!queue.empty() && !queue.front()->after_appends,
-                                std::memory_order_relaxed);
+        sync_waiting.store(!queue.empty(), std::memory_order_relaxed);
         if (to_index.empty()) index_now = false;  // else the waiter needs the next batch too
         pending.store(queued_locked(), std::memory_order_relaxed);
       }
-      if (!independent) last_index = Clock::now();  // the interval counts index transactions
+      if (!sync) last_index = Clock::now();  // the interval counts index transactions
       std::size_t done = items.size();
       const bool indexed = run_batch(items, jobs, done);
       if (!indexed) retry_after = Clock::now() + interval;
@@ -1193,7 +1199,7 @@ struct SqliteStore::Impl {
           backlog_drop(items);
           items.clear();
         } else if (indexed) {
-          // Stopped early for a write that reads no message: the rest goes back, in order, and
+          // Stopped early for a synchronous write: the rest goes back, in order, and
           // is indexed right after it (the batch was due; a flush may be waiting for it).
           if (done < items.size()) {
             for (std::size_t i = items.size(); i > done; --i)
@@ -1234,7 +1240,7 @@ struct SqliteStore::Impl {
   // others; a failure of the transaction itself (disk full, I/O error) fails every job and
   // leaves the journaled messages to the next batch. Returns whether `items` were indexed.
   /// `done`: how many of `items` were indexed (all, unless a batch without jobs stopped early
-  /// for a write that reads no message, see independent_first).
+  /// for a synchronous write, see sync_waiting).
   bool run_batch(const std::vector<IndexItem>& items,
                  std::vector<std::unique_ptr<WriteJob>>& jobs, std::size_t& done) {
     Conn& w = *writer_conn;
@@ -1260,7 +1266,7 @@ struct SqliteStore::Impl {
       if (auto r = index_message(w, known, key_gen, *item.m); !r.ok())
         return fail_all(error{r.code(), "index message " + item.m->id + ": " + r.err().message});
       if (jobs.empty() && i % 256 == 255 && i + 1 < items.size() &&
-          independent_first.load(std::memory_order_relaxed)) {
+          sync_waiting.load(std::memory_order_relaxed)) {
         done = i + 1;
         break;
       }
@@ -1684,7 +1690,7 @@ result<User> SqliteStore::create_user(const User& user) {
         std::string_view(sqlite3_errmsg(w.db())).find("users.email") != std::string_view::npos)
       return error{errc::already_exists, "User account already exists with this email"};
     return s.fail(rc, "insert user");
-  }, /*after_appends=*/false);
+  });
 }
 
 result<User> SqliteStore::user_by_id(std::string_view id) {
@@ -1722,7 +1728,7 @@ result<User> SqliteStore::update_user(std::string_view id, const UserPatch& patc
       if (sqlite3_changes(w.db()) == 0) return error{errc::not_found, "user not found"};
     }
     return query_user(w, kUserById, id);
-  }, /*after_appends=*/false);
+  });
 }
 
 result<void> SqliteStore::set_password_hash(std::string_view id, std::string_view hash) {
@@ -1732,7 +1738,7 @@ result<void> SqliteStore::set_password_hash(std::string_view id, std::string_vie
     if (int rc = s.step(); rc != SQLITE_DONE) return s.fail(rc, "set password hash");
     if (sqlite3_changes(w.db()) == 0) return error{errc::not_found, "user not found"};
     return {};
-  }, /*after_appends=*/false);
+  });
 }
 
 void SqliteStore::append_message(Message m, AppendCallback done) {
@@ -1789,20 +1795,34 @@ result<std::string> SqliteStore::mark_read(std::string_view conversation_id,
                                            std::string_view user_id,
                                            std::string_view up_to_id) {
   if (up_to_id.empty()) return error{errc::invalid_argument, "read position is empty"};
+  // Without the index of the appends before it (as a history read): clamped to the newest of
+  // the main database's messages and the unindexed ones, and the conversation's rows made here
+  // when only unindexed messages have it so far (the index inserts them then, or finds them).
+  // An appended message is in the backlog before its ack, so the clamp covers every message a
+  // client can have seen. Under load this write waited for up to max_unindexed messages.
+  Impl* impl = impl_.get();
   return impl_->run_sync<std::string>(
-      [conversation_id, user_id, up_to_id](Conn& w) -> result<std::string> {
-        Stmt s(w, kMarkRead);
-        s.text(1, conversation_id).text(2, user_id).text(3, up_to_id);
-        int rc = s.step();
-        if (rc == SQLITE_DONE)
-          return error{errc::not_found, "not a member of the conversation"};
-        if (rc != SQLITE_ROW) return s.fail(rc, "mark read");
-        std::string last_read = s.col_text(0);
-        // The row is already updated; stepping to the end finishes the statement cleanly.
-        while ((rc = s.step()) == SQLITE_ROW) {
-        }
-        if (rc != SQLITE_DONE) return s.fail(rc, "mark read");
-        return last_read;
+      [impl, conversation_id, user_id, up_to_id](Conn& w) -> result<std::string> {
+        const auto [oldest, newest] = impl->backlog_ends(conversation_id);
+        const std::string_view newest_id = newest ? std::string_view(newest->id) : "";
+        auto update = [&]() -> result<std::string> {
+          Stmt s(w, kMarkRead);
+          s.text(1, conversation_id).text(2, user_id).text(3, up_to_id).text(4, newest_id);
+          int rc = s.step();
+          if (rc == SQLITE_DONE) return error{errc::not_found, "not a member of the conversation"};
+          if (rc != SQLITE_ROW) return s.fail(rc, "mark read");
+          std::string last_read = s.col_text(0);
+          // The row is already updated; stepping to the end finishes the statement cleanly.
+          while ((rc = s.step()) == SQLITE_ROW) {
+          }
+          if (rc != SQLITE_DONE) return s.fail(rc, "mark read");
+          return last_read;
+        };
+        auto r = update();
+        if (r || r.code() != errc::not_found || !oldest) return r;
+        if (oldest->sender_id != user_id && oldest->receiver_id != user_id) return r;
+        if (auto rows = insert_conversation_rows(w, *oldest); !rows) return rows.err();
+        return update();
       });
 }
 
@@ -1882,7 +1902,7 @@ result<void> SqliteStore::put_media(std::string_view id, std::string_view conten
     s.text(1, id).text(2, content_type).blob(3, bytes).integer(4, now);
     if (int rc = s.step(); rc != SQLITE_DONE) return s.fail(rc, "store media");
     return {};
-  }, /*after_appends=*/false);
+  });
 }
 
 result<Media> SqliteStore::media(std::string_view id) {

@@ -57,14 +57,15 @@ using CallbackExecutor = std::function<void(std::function<void()>)>;
 /// acknowledges it once that commit is durable. The writer thread then moves journaled messages into the main
 /// database in large transactions (up to index_batch, at least every index_interval_ms), and
 /// runs the synchronous writes (users, media, read positions), each in its own savepoint so
-/// that one job's constraint failure does not fail the others. A read position (mark_read) runs
-/// after every append queued before it is indexed, as if one FIFO queue held them; the writes
-/// that read no message (users, media) run in the writer's next transaction, without waiting
-/// for that index (in their order with the other synchronous writes). Reads that return
-/// messages (conversation_page, conversation_summaries) see every message journaled before the
-/// call without waiting for the index: they merge the main database's rows with the journaled
-/// messages not in it yet, which the store keeps in memory by conversation until their index
-/// commit. open() replays into the database what the journal still holds.
+/// that one job's constraint failure does not fail the others. They run in the writer's next
+/// transaction, in their order, without waiting for the index of the appends before them (an
+/// index transaction in progress stops early for them; when both are due, they take turns).
+/// Reads that return messages (conversation_page, conversation_summaries) see every message
+/// journaled before the call without waiting for the index either: they merge the main
+/// database's rows with the journaled messages not in it yet, which the store keeps in memory
+/// by conversation until their index commit; a read position (mark_read) is clamped to the
+/// newest of both, and makes the conversation's rows if only unindexed messages have it yet.
+/// open() replays into the database what the journal still holds.
 ///
 /// Thread-safety: all methods may be called concurrently from any thread. Callbacks of
 /// append_message() run on the journal thread unless set_callback_executor() says

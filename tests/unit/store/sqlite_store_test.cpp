@@ -1163,7 +1163,7 @@ TEST_F(SqliteStoreTest, ReadsSeeAcknowledgedMessagesWithoutWaitingForTheIndex) {
 }
 
 // A write that reads no message (a profile, a user, media) does not wait for the index of the
-// appends before it; a read position, which does, still runs after them.
+// appends before it, and neither does a read position (it clamps to the unindexed ones too).
 TEST_F(SqliteStoreTest, WritesThatReadNoMessageDoNotWaitForTheIndex) {
   auto store = open_store_indexing_on_demand();
   ASSERT_TRUE(store);
@@ -1183,11 +1183,38 @@ TEST_F(SqliteStoreTest, WritesThatReadNoMessageDoNotWaitForTheIndex) {
   EXPECT_EQ(store->unindexed_messages(), 30u) << "a write that reads no message indexed the backlog";
   EXPECT_EQ(store->user_by_id(alice_)->bio, "busy");
 
-  // mark_read clamps to the newest message and needs the conversation's row, which only the
-  // index of the appends before it creates: it runs after them (else: not_found).
-  auto read = store->mark_read(direct_conversation_id(alice_, bob_), alice_, sent.back().id);
+  // Nor does a read position: it clamps to the newest of both halves, and makes the
+  // conversation's rows, which only the index would have made so far.
+  const std::string conv = direct_conversation_id(alice_, bob_);
+  auto read = store->mark_read(conv, alice_, sent[10].id);
   ASSERT_TRUE(read.ok()) << read.err().message;
-  EXPECT_EQ(*read, sent.back().id);
+  EXPECT_EQ(*read, sent[10].id);
+  auto past = store->mark_read(conv, alice_, make_object_id(0xfffffff0u, 1));
+  ASSERT_TRUE(past.ok()) << past.err().message;
+  EXPECT_EQ(*past, sent.back().id) << "clamped to the newest unindexed message";
+  EXPECT_EQ(store->unindexed_messages(), 30u) << "a read position waited for the index";
+  auto outsider = store->mark_read(conv, carol_, sent.back().id);
+  ASSERT_FALSE(outsider.ok());
+  EXPECT_EQ(outsider.code(), errc::not_found);
+  EXPECT_EQ(store->last_read(conv, bob_).value(), "");
+
+  // The index then finds the rows there; the position holds, and counts what comes after it.
+  store->flush();
+  ASSERT_EQ(store->unindexed_messages(), 0u);
+  sent.push_back(make_message(bob_, alice_, "later"));
+  ASSERT_TRUE(append_and_wait(*store, sent.back()).ok());
+  auto a = store->conversation_summaries(alice_);
+  ASSERT_TRUE(a.ok());
+  ASSERT_EQ(a->size(), 1u);
+  EXPECT_EQ(a->front().last_read_id, sent[29].id);
+  EXPECT_EQ(a->front().unread, 1u);
+  store.reset();
+  store = open_store();
+  ASSERT_TRUE(store);
+  EXPECT_EQ(store->last_read(conv, alice_).value(), sent[29].id);
+  auto page = store->conversation_page(conv, "", 100);
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(ids_of(page->messages), ids_of(sent));
 }
 
 // Such a write arriving while the writer indexes a large backlog stops that transaction early
@@ -1230,6 +1257,52 @@ TEST_F(SqliteStoreTest, AWriteThatReadsNoMessageCutsALargeIndexTransactionShort)
     EXPECT_EQ(ids_of(page->messages), ids_of(sent));
     EXPECT_EQ(store->user_by_id(alice_)->bio, bio.bio);
   }
+}
+
+// Synchronous writes go ahead of the index, but a steady stream of them (writers that never
+// leave the queue empty) takes turns with it: else the index stops, max_unindexed fills up and
+// the appends wait for good.
+TEST_F(SqliteStoreTest, ASteadyStreamOfSynchronousWritesDoesNotStopTheIndex) {
+  SqliteOptions opts;
+  opts.path = db_path();
+  opts.index_interval_ms = 1;
+  opts.max_unindexed = 500;
+  opts.max_batch = 2;  // with 8 writers, always some queued: the stream never pauses
+  auto store = open_store(opts);
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->create_user(make_user(alice_, "alice@example.com", "Alice")).ok());
+  std::atomic<bool> stop{false};
+  std::atomic<int> updates{0};
+  std::vector<std::thread> writers;
+  for (int t = 0; t < 8; ++t)
+    writers.emplace_back([&] {
+      UserPatch bio;
+      bio.bio = "busy";
+      while (!stop) {
+        if (!store->update_user(alice_, bio, 1800000000000).ok()) ADD_FAILURE() << "update failed";
+        ++updates;
+      }
+    });
+  while (updates < 100) std::this_thread::yield();  // the stream is on
+  const int n = 2000;
+  std::atomic<int> acked{0};
+  std::promise<void> all_acked;
+  for (int i = 0; i < n; ++i)
+    store->append_message(make_message(bob_, alice_, "m" + std::to_string(i)), [&](result<Appended> r) {
+      EXPECT_TRUE(r.ok());
+      if (++acked == n) all_acked.set_value();
+    });
+  // Generous: it takes well under a second; a stopped index never ends.
+  const bool done = all_acked.get_future().wait_for(std::chrono::seconds(60)) == std::future_status::ready;
+  const int acked_in_time = acked;
+  stop = true;
+  for (auto& w : writers) w.join();
+  if (!done) store.reset();  // the callbacks still to come use this frame
+  ASSERT_TRUE(done) << acked_in_time << " of " << n << " appends acknowledged: the index stopped";
+  store->flush();
+  auto page = store->conversation_page(direct_conversation_id(alice_, bob_), "", n);
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(page->messages.size(), static_cast<std::size_t>(n));
 }
 
 // With several I/O threads, ids are made on two threads at once and journal order is not always
@@ -1733,5 +1806,19 @@ TEST_F(SqliteStoreTest, ReadStateQueriesUseTheIndexes) {
 
 namespace contract {
 INSTANTIATE_TYPED_TEST_SUITE_P(Sqlite, ReadStateContract, SqliteBackend);
+
+// The same with the index deferred (but for flush()): every read and read position then works
+// on messages the main database does not have yet.
+struct SqliteUnindexedBackend {
+  TempDir dir;
+  std::unique_ptr<Store> open() {
+    SqliteOptions opts{(dir.path() / "chat.sqlite").string()};
+    opts.index_interval_ms = 600'000;
+    auto r = SqliteStore::open(opts);
+    if (!r.ok()) ADD_FAILURE() << r.err().message;
+    return r.ok() ? std::move(r).value() : nullptr;
+  }
+};
+INSTANTIATE_TYPED_TEST_SUITE_P(SqliteUnindexed, ReadStateContract, SqliteUnindexedBackend);
 }  // namespace contract
 }  // namespace chat::store
