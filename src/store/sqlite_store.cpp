@@ -594,14 +594,13 @@ result<void> index_message(Conn& w, KnownConversations& known, KeyGeneration& ke
 /// The pending-index hash of a message id.
 std::uint64_t id_hash(std::string_view id) { return std::hash<std::string_view>{}(id); }
 
-/// The journaled messages of one conversation that are not in the main database yet, oldest
-/// first: [head, end) of `messages` (the writer drops them from the front as it indexes).
+/// The journaled messages of one conversation that are not in the main database yet, by id:
+/// [head, end) of `messages` (the writer drops them from the front as it indexes). Kept in id
+/// order as they come, so that a read copies only what it can return (a page, the unread
+/// window) however long the backlog: under the lock the journal thread takes before it acks.
 struct ConversationBacklog {
-  std::vector<MessagePtr> messages;
+  std::vector<MessagePtr> messages;  // by id from `head` on (null before it)
   std::size_t head = 0;
-  /// The one with the greatest id ever added (ids made on two I/O threads at once may come out
-  /// of order). Once dropped it is in the main database, which read positions clamp to as well.
-  MessagePtr newest;
 };
 
 /// Background work (indexing, checkpoints) yields the CPU to the threads acknowledging
@@ -851,8 +850,13 @@ struct SqliteStore::Impl {
   void backlog_add(const MessagePtr& m) {
     auto it = backlog.find(m->conversation_id);
     if (it == backlog.end()) it = backlog.emplace(m->conversation_id, ConversationBacklog{}).first;
-    it->second.messages.push_back(m);
-    if (!it->second.newest || m->id > it->second.newest->id) it->second.newest = m;
+    // Journal order is id order but for ids made on two I/O threads at once: a message then
+    // goes a few places back.
+    ConversationBacklog& b = it->second;
+    auto pos = b.messages.end();
+    const auto first = b.messages.begin() + static_cast<std::ptrdiff_t>(b.head);
+    while (pos != first && (*std::prev(pos))->id > m->id) --pos;
+    b.messages.insert(pos, m);
   }
 
   /// A conversation's oldest unindexed message (its rows are made from it) and its newest
@@ -861,11 +865,12 @@ struct SqliteStore::Impl {
     std::lock_guard lk(mu);
     auto it = backlog.find(conversation_id);
     if (it == backlog.end()) return {};
-    return {it->second.messages[it->second.head], it->second.newest};
+    return {it->second.messages[it->second.head], it->second.messages.back()};
   }
 
   /// Drops an index batch's messages, now in the main database. Each conversation's messages
-  /// leave in the order they came (to_index is one FIFO), so each is its backlog's head.
+  /// leave in the order they came (to_index is one FIFO), so each is its backlog's head (but
+  /// for one that came out of id order).
   void backlog_drop(const std::vector<IndexItem>& items) {
     for (const IndexItem& item : items) {
       auto it = backlog.find(item.m->conversation_id);
@@ -888,38 +893,33 @@ struct SqliteStore::Impl {
     }
   }
 
-  /// Journal order is id order but for ids made on two I/O threads at once: the reads sort.
-  static void sort_by_id(std::vector<MessagePtr>& ms) {
-    std::sort(ms.begin(), ms.end(), [](const MessagePtr& a, const MessagePtr& b) { return a->id < b->id; });
+  /// The newest `max` of a conversation's unindexed messages with ids below `before_id` ("":
+  /// all), by id.
+  std::vector<MessagePtr> backlog_of(std::string_view conversation_id, std::string_view before_id,
+                                     std::size_t max) {
+    std::lock_guard lk(mu);
+    auto it = backlog.find(conversation_id);
+    if (it == backlog.end()) return {};
+    const ConversationBacklog& b = it->second;
+    const auto first = b.messages.begin() + static_cast<std::ptrdiff_t>(b.head);
+    const auto end =
+        before_id.empty() ? b.messages.end()
+                          : std::lower_bound(first, b.messages.end(), before_id,
+                                             [](const MessagePtr& m, std::string_view id) { return m->id < id; });
+    const auto n = std::min<std::size_t>(max, static_cast<std::size_t>(end - first));
+    return {end - static_cast<std::ptrdiff_t>(n), end};
   }
 
-  /// A conversation's unindexed messages with ids below `before_id` ("": all), by id.
-  std::vector<MessagePtr> backlog_of(std::string_view conversation_id, std::string_view before_id) {
-    std::vector<MessagePtr> out;
-    {
-      std::lock_guard lk(mu);
-      auto it = backlog.find(conversation_id);
-      if (it == backlog.end()) return out;
-      const ConversationBacklog& b = it->second;
-      for (std::size_t i = b.head; i < b.messages.size(); ++i)
-        if (before_id.empty() || b.messages[i]->id < before_id) out.push_back(b.messages[i]);
-    }
-    sort_by_id(out);
-    return out;
-  }
-
-  /// The unindexed messages of every direct conversation `user_id` is in, by id each.
-  std::vector<std::vector<MessagePtr>> backlog_of_user(std::string_view user_id) {
+  /// The newest `max` unindexed messages of each direct conversation `user_id` is in, by id.
+  std::vector<std::vector<MessagePtr>> backlog_of_user(std::string_view user_id, std::size_t max) {
     std::vector<std::vector<MessagePtr>> out;
-    {
-      std::lock_guard lk(mu);
-      for (const auto& [conversation_id, b] : backlog) {
-        const Message& first = *b.messages[b.head];
-        if (first.sender_id != user_id && first.receiver_id != user_id) continue;
-        out.emplace_back(b.messages.begin() + static_cast<std::ptrdiff_t>(b.head), b.messages.end());
-      }
+    std::lock_guard lk(mu);
+    for (const auto& [conversation_id, b] : backlog) {
+      const Message& first = *b.messages[b.head];
+      if (first.sender_id != user_id && first.receiver_id != user_id) continue;
+      const std::size_t n = std::min(max, b.messages.size() - b.head);
+      out.emplace_back(b.messages.end() - static_cast<std::ptrdiff_t>(n), b.messages.end());
     }
-    for (auto& ms : out) sort_by_id(ms);
     return out;
   }
 
@@ -1755,7 +1755,8 @@ result<MessagePage> SqliteStore::conversation_page(std::string_view conversation
   const auto fetch = static_cast<std::int64_t>(limit + 1);
 
   // The backlog first, then the main database (a message indexed in between is in both).
-  const std::vector<MessagePtr> unindexed = impl_->backlog_of(conversation_id, before_id);
+  const std::vector<MessagePtr> unindexed =
+      impl_->backlog_of(conversation_id, before_id, limit + 1);
   Impl::Lease lease(*impl_);
   Stmt s(lease.conn(), before_id.empty() ? kPageNewest : kPageBefore);
   s.text(1, conversation_id);
@@ -1829,7 +1830,7 @@ result<std::string> SqliteStore::mark_read(std::string_view conversation_id,
 result<std::vector<ConversationSummary>> SqliteStore::conversation_summaries(
     std::string_view user_id) {
   // The backlog first, then the main database (a message indexed in between is in both).
-  const std::vector<std::vector<MessagePtr>> unindexed = impl_->backlog_of_user(user_id);
+  const std::vector<std::vector<MessagePtr>> unindexed = impl_->backlog_of_user(user_id, kUnreadWindow);
   Impl::Lease lease(*impl_);
   Stmt s(lease.conn(), kSummaries);
   s.text(1, user_id).integer(2, static_cast<std::int64_t>(kUnreadWindow));
@@ -1866,11 +1867,9 @@ result<std::vector<ConversationSummary>> SqliteStore::conversation_summaries(
     const std::string_view after =
         c->last_message && c->last_message->id > c->last_read_id ? std::string_view(c->last_message->id)
                                                                  : std::string_view(c->last_read_id);
-    std::size_t unread = 0;
-    const std::size_t window_start =
-        messages.size() > kUnreadWindow ? messages.size() - kUnreadWindow : 0;
-    for (std::size_t i = window_start; i < messages.size(); ++i)
-      if (messages[i]->sender_id == c->peer_id && messages[i]->id > after) ++unread;
+    std::size_t unread = 0;  // in the newest kUnreadWindow, all backlog_of_user copies
+    for (const MessagePtr& m : messages)
+      if (m->sender_id == c->peer_id && m->id > after) ++unread;
     c->unread = std::min(kUnreadWindow, c->unread + unread);
     if (!c->last_message || newest.id > c->last_message->id) c->last_message = newest;
   }

@@ -1339,6 +1339,56 @@ TEST_F(SqliteStoreTest, UnindexedMessagesAreReadInIdOrder) {
   check("indexed");
 }
 
+// A read copies only what it can return of a long unindexed backlog (a page below its cursor,
+// the unread window): the same answers as from the main database.
+TEST_F(SqliteStoreTest, LongUnindexedBacklogsAreReadInPart) {
+  auto store = open_store_indexing_on_demand();
+  ASSERT_TRUE(store);
+  const std::string conv = direct_conversation_id(alice_, bob_);
+  const std::size_t n = kUnreadWindow + 500;
+  std::vector<Message> sent;
+  std::atomic<std::size_t> acked{0};
+  std::promise<void> all_acked;
+  for (std::size_t i = 0; i < n; ++i) {
+    sent.push_back(make_message(bob_, alice_, "m" + std::to_string(i)));
+    store->append_message(sent.back(), [&](result<Appended> r) {
+      EXPECT_TRUE(r.ok());
+      if (++acked == n) all_acked.set_value();
+    });
+  }
+  all_acked.get_future().wait();
+  auto check = [&](const char* when, std::size_t unread) {
+    SCOPED_TRACE(when);
+    auto newest = store->conversation_page(conv, "", 50);
+    ASSERT_TRUE(newest.ok());
+    EXPECT_EQ(ids_of(newest->messages), ids_of({sent.end() - 50, sent.end()}));
+    EXPECT_TRUE(newest->has_more);
+    auto middle = store->conversation_page(conv, sent[700].id, 50);
+    ASSERT_TRUE(middle.ok());
+    EXPECT_EQ(ids_of(middle->messages), ids_of({sent.begin() + 650, sent.begin() + 700}));
+    EXPECT_TRUE(middle->has_more);
+    auto oldest = store->conversation_page(conv, sent[30].id, 50);
+    ASSERT_TRUE(oldest.ok());
+    EXPECT_EQ(ids_of(oldest->messages), ids_of({sent.begin(), sent.begin() + 30}));
+    EXPECT_FALSE(oldest->has_more);
+    auto a = store->conversation_summaries(alice_);
+    ASSERT_TRUE(a.ok());
+    ASSERT_EQ(a->size(), 1u);
+    EXPECT_EQ(a->front().last_message->id, sent.back().id);
+    EXPECT_EQ(a->front().unread, unread);
+  };
+  check("unindexed", kUnreadWindow);
+  EXPECT_EQ(store->unindexed_messages(), n);
+  ASSERT_EQ(store->mark_read(conv, alice_, sent[n - 300].id).value(), sent[n - 300].id);
+  EXPECT_EQ(store->conversation_summaries(alice_)->front().unread, 299u);
+  ASSERT_EQ(store->mark_read(conv, alice_, sent[0].id).value(), sent[n - 300].id);
+  EXPECT_EQ(store->unindexed_messages(), n);
+  store->flush();
+  ASSERT_TRUE(store->mark_read(conv, alice_, sent[0].id).ok());  // forward only: no change
+  EXPECT_EQ(store->conversation_summaries(alice_)->front().unread, 299u);
+  check("indexed", 299);
+}
+
 // Without readers the writer still indexes on its interval (the journal is then trimmed), and
 // a read behind a backlog spread over several index transactions gets all of it.
 TEST_F(SqliteStoreTest, IndexingRunsOnItsIntervalAndCatchesUpForAReader) {
