@@ -3,11 +3,13 @@
 // every acknowledged message delivered exactly once, the RESULT line is valid JSON with the
 // documented fields, and a run that meets errors reports them and exits non-zero.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 
 import { runBench as bench } from '../lib/bench.mjs';
-import { makeTempDir, startChatd, stopAll } from '../lib/chatd.mjs';
+import { bearerClient, makeTempDir, startChatd, stopAll } from '../lib/chatd.mjs';
 
 const OFF = ['--rate-limit-messages', 'off'];
 
@@ -54,6 +56,49 @@ test('dm, closed loop: 10 users, every acknowledged message delivered exactly on
   assert.ok(x.server.rss_kb_end > 0 && x.server.cpu_pct >= 0, JSON.stringify(x.server));
   assert.equal(x.ok, true);
   assert.match(r.stdout, /send→delivery/);
+});
+
+/** Runs bench/rest_probe.py briefly; resolves {code, result, describe}. */
+function restProbe(args) {
+  const script = path.resolve(import.meta.dirname, '../../../bench/rest_probe.py');
+  const argv = [script, '--url', srv.url, '--users-file', usersFile, '--duration', '0.5', '--interval-ms', '10', ...args];
+  return new Promise((resolve, reject) => {
+    const p = spawn('python3', argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout.on('data', (d) => (out += d));
+    p.stderr.on('data', (d) => (out += d));
+    const timer = setTimeout(() => p.kill('SIGKILL'), 60000);
+    p.on('error', reject);
+    p.on('exit', (code) => {
+      clearTimeout(timer);
+      const line = out.split('\n').find((l) => l.startsWith('RESULT '));
+      resolve({ code, result: line && JSON.parse(line.slice('RESULT '.length)), describe: `rest_probe.py ${args.join(' ')}\n${out}` });
+    });
+  });
+}
+
+// After the closed-loop run, which left the users file and messages between its first two users.
+test('rest_probe.py: history reads, profile updates and read positions (markRead over a WebSocket)', async () => {
+  const users = readFileSync(usersFile, 'utf8').split('\n').filter((l) => l.trim() && !l.startsWith('#')).map((l) => l.split(/\s+/));
+  const [[, token], [peer]] = users;
+  const me = bearerClient(srv.url, token);
+  const unread = async () => {
+    const r = await me.get('/api/messages/users');
+    assert.equal(r.status, 200, r.text);
+    const u = r.body.data.find((x) => x._id === peer);
+    assert.ok(u, `no conversation with ${peer}: ${r.text}`);
+    return u.unreadCount;
+  };
+  assert.ok((await unread()) > 0, 'the dm run left the first user unread messages from the second');
+  for (const mode of [[], ['--write'], ['--mark-read']]) {
+    const r = await restProbe(mode);
+    assert.equal(r.code, 0, r.describe);
+    assert.ok(r.result.requests > 0, r.describe);
+    assert.ok(r.result.p50_ms > 0 && r.result.p50_ms <= r.result.max_ms, r.describe);
+  }
+  assert.equal(await unread(), 0, 'markRead (upTo past the newest) read the whole conversation');
+  const self = await me.get('/api/v1/auth/get-user');
+  assert.match(JSON.stringify(self.body), /"bio":"probe \d+"/, 'the profile updates were written');
 });
 
 test('dm, open loop over 2 processes: the fixed rate is sent and fully delivered', async () => {
