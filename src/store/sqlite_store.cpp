@@ -549,9 +549,6 @@ struct IndexItem {
   bool has_key = false;
 };
 
-/// Inserts a message (and its conversation and members, unless known) into the main database.
-/// Idempotent: a message whose id is stored already inserts nothing, which makes replaying
-/// the journal after a crash safe.
 /// Inserts the rows of a message's conversation and its two members, unless there.
 result<void> insert_conversation_rows(Conn& w, const Message& m) {
   {
@@ -567,6 +564,9 @@ result<void> insert_conversation_rows(Conn& w, const Message& m) {
   return {};
 }
 
+/// Inserts a message (and its conversation and members, unless known) into the main database.
+/// Idempotent: a message whose id is stored already inserts nothing, which makes replaying
+/// the journal after a crash safe.
 result<void> index_message(Conn& w, KnownConversations& known, KeyGeneration& keys,
                            const Message& m) {
   const bool new_conversation = !known.ids.contains(m.conversation_id);
@@ -675,8 +675,8 @@ struct SqliteStore::Impl {
   std::atomic<std::uint64_t> commits{0};
   std::atomic<std::uint64_t> index_commits{0};
   // A synchronous write is queued (set under `mu`): the writer's index transaction in
-  // progress stops early and commits what it has, so that the write waits for a few hundred
-  // inserts rather than up to index_batch of them.
+  // progress stops early and commits what it has with the writes waiting, so that they wait
+  // for a few dozen inserts rather than up to index_batch of them.
   std::atomic<bool> sync_waiting{false};
 
   // The journal thread's own state.
