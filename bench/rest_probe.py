@@ -2,13 +2,15 @@
 """Latency of history reads while something else loads the server.
 
     python3 bench/rest_probe.py --url http://127.0.0.1:5000 --users-file users.txt \\
-        [--duration 6] [--interval-ms 50] [--delay 0] [--write | --mark-read]
+        [--duration 6] [--interval-ms 50] [--delay 0] [--write | --mark-read | --users-list]
 
 Takes the first two users of a chat-bench users file (`<_id> <token>` lines, as
 `chat-bench dm --users-file` writes them), and as the first one, on one keep-alive connection,
 reads the conversation with the second (`GET /api/messages/<id>`, the newest page) every
 interval for `duration` seconds, after `delay` seconds. With --write it updates the first
 user's bio instead (`PUT /api/v1/auth/update-profile`, a synchronous store write). With
+--users-list it reads the first user's users list instead (`GET /api/messages/users`: every
+user with presence, and the conversation summaries: last message, unread count). With
 --mark-read it sends `markRead` {peerId: second, upTo: ffff...} with an ack over a Socket.IO
 WebSocket instead (the read position a chat client moves, clamped by the server to the newest
 message; the ack waits for the store's write). Prints the latency percentiles and one
@@ -111,6 +113,7 @@ def main():
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--write", action="store_true")
     mode.add_argument("--mark-read", action="store_true")
+    mode.add_argument("--users-list", action="store_true")
     a = ap.parse_args()
 
     users = [l.split() for l in open(a.users_file) if l.strip() and not l.startswith("#")]
@@ -124,7 +127,8 @@ def main():
         path = "markRead"
     else:
         conn = http.client.HTTPConnection(u.hostname, u.port or 80, timeout=60)
-        path = "/api/v1/auth/update-profile" if a.write else f"/api/messages/{peer}"
+        path = ("/api/v1/auth/update-profile" if a.write else "/api/messages/users" if a.users_list
+                else f"/api/messages/{peer}")
     lat, body_bytes = [], 0
     end = time.monotonic() + a.duration
     while time.monotonic() < end:

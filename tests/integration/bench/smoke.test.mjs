@@ -78,7 +78,7 @@ function restProbe(args) {
 }
 
 // After the closed-loop run, which left the users file and messages between its first two users.
-test('rest_probe.py: history reads, profile updates and read positions (markRead over a WebSocket)', async () => {
+test('rest_probe.py: history reads, users lists, profile updates and read positions (markRead over a WebSocket)', async () => {
   const users = readFileSync(usersFile, 'utf8').split('\n').filter((l) => l.trim() && !l.startsWith('#')).map((l) => l.split(/\s+/));
   const [[, token], [peer]] = users;
   const me = bearerClient(srv.url, token);
@@ -90,7 +90,7 @@ test('rest_probe.py: history reads, profile updates and read positions (markRead
     return u.unreadCount;
   };
   assert.ok((await unread()) > 0, 'the dm run left the first user unread messages from the second');
-  for (const mode of [[], ['--write'], ['--mark-read']]) {
+  for (const mode of [[], ['--users-list'], ['--write'], ['--mark-read']]) {
     const r = await restProbe(mode);
     assert.equal(r.code, 0, r.describe);
     assert.ok(r.result.requests > 0, r.describe);
