@@ -24,6 +24,7 @@
 #include <optional>
 #include <system_error>
 #include <thread>
+#include <unordered_map>
 #include <unordered_set>
 #include <utility>
 
@@ -1871,13 +1872,19 @@ result<std::vector<ConversationSummary>> SqliteStore::conversation_summaries(
   // otherwise, as the contract says). One exception, short-lived: a message whose id is
   // older than one journaled before it (ids made on two I/O threads at once) and that is still
   // unindexed while the newer one is indexed is not counted until it is indexed too.
+  // By conversation id (views into `out`, which the reserve keeps in place): a user with many
+  // conversations, many of them unindexed, is not a quadratic search.
+  out.reserve(out.size() + unindexed.size());
+  std::unordered_map<std::string_view, std::size_t> row_of;
+  row_of.reserve(out.size());
+  for (std::size_t i = 0; i < out.size(); ++i) row_of.emplace(out[i].conversation_id, i);
   for (const auto& messages : unindexed) {
     const Message& newest = *messages.back();
-    auto c = std::find_if(out.begin(), out.end(), [&](const ConversationSummary& x) {
-      return x.conversation_id == newest.conversation_id;
-    });
-    if (c == out.end()) {
-      c = out.insert(out.end(), ConversationSummary{});
+    ConversationSummary* c = nullptr;
+    if (auto row = row_of.find(newest.conversation_id); row != row_of.end()) {
+      c = &out[row->second];
+    } else {  // each conversation's backlog comes once: no need to add it to row_of
+      c = &out.emplace_back();
       c->conversation_id = newest.conversation_id;
       c->peer_id = newest.sender_id == user_id ? newest.receiver_id : newest.sender_id;
     }

@@ -13,6 +13,7 @@
 #include <fstream>
 #include <future>
 #include <limits>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -1303,6 +1304,50 @@ TEST_F(SqliteStoreTest, ASteadyStreamOfSynchronousWritesDoesNotStopTheIndex) {
   auto page = store->conversation_page(direct_conversation_id(alice_, bob_), "", n);
   ASSERT_TRUE(page.ok());
   EXPECT_EQ(page->messages.size(), static_cast<std::size_t>(n));
+}
+
+// Summaries of a user with conversations in every state at once: indexed only, indexed with
+// newer unindexed messages, and unindexed only (no row in the main database yet).
+TEST_F(SqliteStoreTest, SummariesMergeConversationsInEveryState) {
+  auto store = open_store_indexing_on_demand();
+  ASSERT_TRUE(store);
+  const std::string dave = hex_id(4);
+  auto send = [&](const std::string& from, const std::string& to, const std::string& text) {
+    Message m = make_message(from, to, text);
+    EXPECT_TRUE(append_and_wait(*store, m).ok());
+    return m;
+  };
+  send(dave, alice_, "dave 1");
+  const Message dave_last = send(alice_, dave, "to dave");
+  send(bob_, alice_, "bob 1");
+  const Message bob_read = send(bob_, alice_, "bob 2");
+  store->flush();
+  ASSERT_EQ(store->unindexed_messages(), 0u);
+  ASSERT_TRUE(store->mark_read(direct_conversation_id(alice_, bob_), alice_, bob_read.id).ok());
+  send(bob_, alice_, "bob 3");
+  const Message bob_last = send(bob_, alice_, "bob 4");
+  send(carol_, alice_, "carol 1");
+  const Message carol_last = send(carol_, alice_, "carol 2");
+  ASSERT_EQ(store->unindexed_messages(), 4u);
+  auto check = [&](const char* when) {
+    SCOPED_TRACE(when);
+    auto a = store->conversation_summaries(alice_);
+    ASSERT_TRUE(a.ok());
+    ASSERT_EQ(a->size(), 3u);
+    std::map<std::string, const ConversationSummary*> by_peer;
+    for (const auto& c : *a) by_peer[c.peer_id] = &c;
+    ASSERT_EQ(by_peer.size(), 3u);
+    EXPECT_EQ(by_peer[dave]->last_message->id, dave_last.id);
+    EXPECT_EQ(by_peer[dave]->unread, 1u);
+    EXPECT_EQ(by_peer[bob_]->last_message->id, bob_last.id);
+    EXPECT_EQ(by_peer[bob_]->unread, 2u);
+    EXPECT_EQ(by_peer[carol_]->last_message->id, carol_last.id);
+    EXPECT_EQ(by_peer[carol_]->unread, 2u);
+    EXPECT_EQ(by_peer[carol_]->conversation_id, direct_conversation_id(alice_, carol_));
+  };
+  check("mixed");
+  store->flush();
+  check("indexed");
 }
 
 // With several I/O threads, ids are made on two threads at once and journal order is not always
