@@ -1186,6 +1186,7 @@ struct SqliteStore::Impl {
       std::size_t done = items.size();
       const bool indexed = run_batch(items, jobs, done);
       if (!indexed) retry_after = Clock::now() + interval;
+      if (indexed && !items.empty() && opts.after_index_commit) opts.after_index_commit();
       const std::size_t n = jobs.size();
       jobs.clear();
       {

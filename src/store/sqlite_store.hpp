@@ -42,6 +42,9 @@ struct SqliteOptions {
   /// Scheduler time slice the journal thread asks for (request_time_slice in core/sched.hpp), so
   /// that its wake-ups preempt the writer's long transactions on the same core; 0: the kernel's.
   std::chrono::microseconds journal_thread_slice{0};
+  /// Tests only: runs on the writer thread after an index commit, before its messages leave the
+  /// in-memory backlog (so a read can see them in both halves). Empty in production.
+  std::function<void()> after_index_commit{};
 };
 
 /// Runs a committed batch's append callbacks (see SqliteStore::set_callback_executor).

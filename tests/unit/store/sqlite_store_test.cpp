@@ -9,12 +9,14 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <future>
 #include <limits>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -1304,6 +1306,65 @@ TEST_F(SqliteStoreTest, ASteadyStreamOfSynchronousWritesDoesNotStopTheIndex) {
   auto page = store->conversation_page(direct_conversation_id(alice_, bob_), "", n);
   ASSERT_TRUE(page.ok());
   EXPECT_EQ(page->messages.size(), static_cast<std::size_t>(n));
+}
+
+// A message indexed between a read's two steps is in both halves (the writer has committed it
+// and not yet dropped it from the backlog): the read returns it once, and counts it once.
+TEST_F(SqliteStoreTest, AMessageInBothHalvesIsReadOnce) {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool committed = false;
+  bool release = false;
+  SqliteOptions opts;
+  opts.path = db_path();
+  opts.index_interval_ms = 600'000;
+  opts.after_index_commit = [&] {
+    std::unique_lock lk(mu);
+    committed = true;
+    cv.notify_all();
+    cv.wait(lk, [&] { return release; });
+  };
+  auto store = open_store(opts);
+  ASSERT_TRUE(store);
+  const std::string conv = direct_conversation_id(alice_, bob_);
+  std::vector<Message> sent;
+  for (int i = 0; i < 10; ++i) {
+    sent.push_back(make_message(bob_, alice_, "m" + std::to_string(i)));
+    ASSERT_TRUE(append_and_wait(*store, sent.back()).ok());
+  }
+  std::thread flusher([&] { store->flush(); });
+  {
+    std::unique_lock lk(mu);
+    cv.wait(lk, [&] { return committed; });
+  }
+  auto check = [&](const char* when) {
+    SCOPED_TRACE(when);
+    auto page = store->conversation_page(conv, "", 50);
+    ASSERT_TRUE(page.ok());
+    EXPECT_EQ(ids_of(page->messages), ids_of(sent));
+    EXPECT_FALSE(page->has_more);
+    auto newest = store->conversation_page(conv, "", 4);
+    ASSERT_TRUE(newest.ok());
+    EXPECT_EQ(ids_of(newest->messages), ids_of({sent.end() - 4, sent.end()}));
+    EXPECT_TRUE(newest->has_more);
+    auto older = store->conversation_page(conv, sent[6].id, 4);
+    ASSERT_TRUE(older.ok());
+    EXPECT_EQ(ids_of(older->messages), ids_of({sent.begin() + 2, sent.begin() + 6}));
+    auto a = store->conversation_summaries(alice_);
+    ASSERT_TRUE(a.ok());
+    ASSERT_EQ(a->size(), 1u);
+    EXPECT_EQ(a->front().last_message->id, sent.back().id);
+    EXPECT_EQ(a->front().unread, 10u);
+  };
+  check("in both halves");  // the writer waits in the hook, between its commit and its drop
+  {
+    std::lock_guard lk(mu);
+    release = true;
+  }
+  cv.notify_all();
+  flusher.join();
+  EXPECT_EQ(store->unindexed_messages(), 0u);
+  check("indexed");
 }
 
 // Summaries of a user with conversations in every state at once: indexed only, indexed with
