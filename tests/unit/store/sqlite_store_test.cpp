@@ -1236,14 +1236,7 @@ TEST_F(SqliteStoreTest, AWriteThatReadsNoMessageCutsALargeIndexTransactionShort)
     ASSERT_TRUE(store->create_user(make_user(alice_, "alice@example.com", "Alice")).ok());
     std::vector<Message> sent;
     for (int i = 0; i < 20000; ++i) sent.push_back(make_message(bob_, alice_, "m" + std::to_string(i)));
-    std::atomic<int> acked{0};
-    std::promise<void> all_acked;
-    for (const Message& m : sent)
-      store->append_message(m, [&](result<Appended> r) {
-        EXPECT_TRUE(r.ok());
-        if (++acked == 20000) all_acked.set_value();
-      });
-    all_acked.get_future().wait();
+    ASSERT_EQ(append_all_and_wait(*store, sent), 0u);
     std::thread flusher([&] { store->flush(); });  // indexes the 20,000 in one transaction
     std::this_thread::sleep_for(std::chrono::milliseconds(5 * round));  // into it, or not
     UserPatch bio;
@@ -1339,17 +1332,9 @@ TEST_F(SqliteStoreTest, AMessageInBothHalvesIsReadOnce) {
   }
   auto check = [&](const char* when) {
     SCOPED_TRACE(when);
-    auto page = store->conversation_page(conv, "", 50);
-    ASSERT_TRUE(page.ok());
-    EXPECT_EQ(ids_of(page->messages), ids_of(sent));
-    EXPECT_FALSE(page->has_more);
-    auto newest = store->conversation_page(conv, "", 4);
-    ASSERT_TRUE(newest.ok());
-    EXPECT_EQ(ids_of(newest->messages), ids_of({sent.end() - 4, sent.end()}));
-    EXPECT_TRUE(newest->has_more);
-    auto older = store->conversation_page(conv, sent[6].id, 4);
-    ASSERT_TRUE(older.ok());
-    EXPECT_EQ(ids_of(older->messages), ids_of({sent.begin() + 2, sent.begin() + 6}));
+    expect_page(*store, conv, "", 50, sent, false);
+    expect_page(*store, conv, "", 4, {sent.end() - 4, sent.end()}, true);
+    expect_page(*store, conv, sent[6].id, 4, {sent.begin() + 2, sent.begin() + 6}, true);
     auto a = store->conversation_summaries(alice_);
     ASSERT_TRUE(a.ok());
     ASSERT_EQ(a->size(), 1u);
@@ -1453,30 +1438,13 @@ TEST_F(SqliteStoreTest, LongUnindexedBacklogsAreReadInPart) {
   const std::string conv = direct_conversation_id(alice_, bob_);
   const std::size_t n = kUnreadWindow + 500;
   std::vector<Message> sent;
-  std::atomic<std::size_t> acked{0};
-  std::promise<void> all_acked;
-  for (std::size_t i = 0; i < n; ++i) {
-    sent.push_back(make_message(bob_, alice_, "m" + std::to_string(i)));
-    store->append_message(sent.back(), [&](result<Appended> r) {
-      EXPECT_TRUE(r.ok());
-      if (++acked == n) all_acked.set_value();
-    });
-  }
-  all_acked.get_future().wait();
+  for (std::size_t i = 0; i < n; ++i) sent.push_back(make_message(bob_, alice_, "m" + std::to_string(i)));
+  ASSERT_EQ(append_all_and_wait(*store, sent), 0u);
   auto check = [&](const char* when, std::size_t unread) {
     SCOPED_TRACE(when);
-    auto newest = store->conversation_page(conv, "", 50);
-    ASSERT_TRUE(newest.ok());
-    EXPECT_EQ(ids_of(newest->messages), ids_of({sent.end() - 50, sent.end()}));
-    EXPECT_TRUE(newest->has_more);
-    auto middle = store->conversation_page(conv, sent[700].id, 50);
-    ASSERT_TRUE(middle.ok());
-    EXPECT_EQ(ids_of(middle->messages), ids_of({sent.begin() + 650, sent.begin() + 700}));
-    EXPECT_TRUE(middle->has_more);
-    auto oldest = store->conversation_page(conv, sent[30].id, 50);
-    ASSERT_TRUE(oldest.ok());
-    EXPECT_EQ(ids_of(oldest->messages), ids_of({sent.begin(), sent.begin() + 30}));
-    EXPECT_FALSE(oldest->has_more);
+    expect_page(*store, conv, "", 50, {sent.end() - 50, sent.end()}, true);
+    expect_page(*store, conv, sent[700].id, 50, {sent.begin() + 650, sent.begin() + 700}, true);
+    expect_page(*store, conv, sent[30].id, 50, {sent.begin(), sent.begin() + 30}, false);
     auto a = store->conversation_summaries(alice_);
     ASSERT_TRUE(a.ok());
     ASSERT_EQ(a->size(), 1u);

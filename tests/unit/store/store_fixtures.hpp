@@ -1,11 +1,15 @@
 #pragma once
 // Test data and helpers shared by the store tests of every backend (SQLite here, MongoDB in
 // tests/services/store).
+#include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <atomic>
+#include <cstddef>
 #include <cstdlib>
 #include <filesystem>
 #include <future>
+#include <memory>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -72,10 +76,40 @@ inline result<Appended> append_and_wait(Store& store, Message m) {
   return f.get();
 }
 
+/// Appends them all at once (journal batches of many) and waits for every callback; returns
+/// how many failed.
+inline std::size_t append_all_and_wait(Store& store, const std::vector<Message>& ms) {
+  struct State {
+    std::atomic<std::size_t> left;
+    std::atomic<std::size_t> failed{0};
+    std::promise<void> done;
+  };
+  auto st = std::make_shared<State>();
+  st->left = ms.size();
+  if (ms.empty()) return 0;
+  for (const Message& m : ms)
+    store.append_message(m, [st](result<Appended> r) {
+      if (!r.ok()) ++st->failed;
+      if (--st->left == 0) st->done.set_value();
+    });
+  st->done.get_future().wait();
+  return st->failed;
+}
+
 inline std::vector<std::string> ids_of(const std::vector<Message>& ms) {
   std::vector<std::string> out;
   for (const auto& m : ms) out.push_back(m.id);
   return out;
+}
+
+/// Checks one page of a conversation (`before`, `limit` as conversation_page takes them): its
+/// messages, oldest first, are `want`, and has_more is `more`.
+inline void expect_page(Store& store, const std::string& conversation_id, const std::string& before,
+                        std::size_t limit, const std::vector<Message>& want, bool more) {
+  auto page = store.conversation_page(conversation_id, before, limit);
+  ASSERT_TRUE(page.ok()) << page.err().message;
+  EXPECT_EQ(ids_of(page->messages), ids_of(want)) << "before '" << before << "', limit " << limit;
+  EXPECT_EQ(page->has_more, more) << "before '" << before << "', limit " << limit;
 }
 
 }  // namespace chat::store::fixtures
