@@ -122,36 +122,37 @@ def main():
     (_, token), (peer, _) = users[0][:2], users[1][:2]
     u = urllib.parse.urlsplit(a.url)
     time.sleep(a.delay)
+    # once(): one request; returns (succeeded, the response's body).
     if a.mark_read:
         sio = SocketIO(u.hostname, u.port or 80, token)
         path = "markRead"
+
+        def once():
+            reply = sio.call("markRead", {"peerId": peer, "upTo": "f" * 24})
+            ok = bool(reply) and isinstance(reply[0], dict) and reply[0].get("status") == "ok"
+            return ok, json.dumps(reply).encode()
     else:
         conn = http.client.HTTPConnection(u.hostname, u.port or 80, timeout=60)
         path = ("/api/v1/auth/update-profile" if a.write else "/api/messages/users" if a.users_list
                 else f"/api/messages/{peer}")
+
+        def once():
+            if a.write:
+                conn.request("PUT", path, body=json.dumps({"bio": f"probe {len(lat)}"}),
+                             headers={"Cookie": f"token={token}", "Content-Type": "application/json"})
+            else:
+                conn.request("GET", path, headers={"Cookie": f"token={token}"})
+            r = conn.getresponse()
+            body = r.read()
+            return r.status == 200, body if r.status == 200 else f"{r.status} ".encode() + body
     lat, body_bytes = [], 0
     end = time.monotonic() + a.duration
     while time.monotonic() < end:
         t = time.perf_counter()
-        if a.mark_read:
-            reply = sio.call("markRead", {"peerId": peer, "upTo": "f" * 24})
-            lat.append((time.perf_counter() - t) * 1000)
-            if not reply or not isinstance(reply[0], dict) or reply[0].get("status") != "ok":
-                print(f"rest_probe: markRead failed: {reply!r}", file=sys.stderr)
-                sys.exit(1)
-            body_bytes = len(json.dumps(reply))
-            time.sleep(a.interval_ms / 1000)
-            continue
-        if a.write:
-            conn.request("PUT", path, body=json.dumps({"bio": f"probe {len(lat)}"}),
-                         headers={"Cookie": f"token={token}", "Content-Type": "application/json"})
-        else:
-            conn.request("GET", path, headers={"Cookie": f"token={token}"})
-        r = conn.getresponse()
-        body = r.read()
+        ok, body = once()
         lat.append((time.perf_counter() - t) * 1000)
-        if r.status != 200:
-            print(f"rest_probe: {r.status} {body[:200]!r}", file=sys.stderr)
+        if not ok:
+            print(f"rest_probe: {path} failed: {body[:200]!r}", file=sys.stderr)
             sys.exit(1)
         body_bytes = len(body)
         time.sleep(a.interval_ms / 1000)
