@@ -1408,16 +1408,10 @@ TEST_F(SqliteStoreTest, UnindexedMessagesAreReadInIdOrder) {
     sent.back().id = make_object_id(1'900'000'000, counter);
     ASSERT_TRUE(append_and_wait(*store, sent.back()).ok());
   }
-  const std::vector<std::string> by_id = {sent[1].id, sent[2].id, sent[0].id};
   auto check = [&](const char* when) {
     SCOPED_TRACE(when);
-    auto page = store->conversation_page(conv, "", 10);
-    ASSERT_TRUE(page.ok());
-    EXPECT_EQ(ids_of(page->messages), by_id);
-    auto older = store->conversation_page(conv, sent[0].id, 1);  // before the newest: 4
-    ASSERT_TRUE(older.ok());
-    EXPECT_EQ(ids_of(older->messages), std::vector<std::string>{sent[2].id});
-    EXPECT_TRUE(older->has_more);
+    expect_page(*store, conv, "", 10, {sent[1], sent[2], sent[0]}, false);  // by id: 3, 4, 5
+    expect_page(*store, conv, sent[0].id, 1, {sent[2]}, true);               // before 5: 4
     auto a = store->conversation_summaries(alice_);
     ASSERT_TRUE(a.ok());
     ASSERT_EQ(a->size(), 1u);
