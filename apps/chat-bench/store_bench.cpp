@@ -8,9 +8,14 @@
 // target: "the durable store sustains ≥ 100,000 messages/s with group commits".
 //
 //   chat-store-bench [--messages 1000000] [--producers 4] [--inflight 2048] [--conversations 1000]
-//                    [--text-bytes 64] [--max-batch 4096] [--dir DIR (default: a temp dir)]
+//                    [--text-bytes 64] [--max-batch 4096] [--summaries-every MS]
+//                    [--dir DIR (default: a temp dir)]
 //
-// Prints a table and one line `RESULT {json}`. Nothing is asserted.
+// --summaries-every MS: a reader thread also asks for one user's conversation summaries (the
+// users list's query, which merges the unindexed messages in) every MS milliseconds while the
+// producers run, and the run reports their latency.
+//
+// Prints a table and one line `RESULT {json}`; exits 1 if an append or a read failed.
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
 
@@ -36,7 +41,7 @@ using Clock = std::chrono::steady_clock;
 
 struct Args {
   std::size_t messages = 1'000'000, producers = 4, inflight = 2048, conversations = 1000,
-              text_bytes = 64, max_batch = 4096;
+              text_bytes = 64, max_batch = 4096, summaries_every_ms = 0;
   std::string dir;
 };
 
@@ -53,6 +58,7 @@ bool parse(int argc, char** argv, Args& a) {
     else if (k == "--conversations") { if (!num(a.conversations)) return false; }
     else if (k == "--text-bytes") { if (!num(a.text_bytes)) return false; }
     else if (k == "--max-batch") { if (!num(a.max_batch)) return false; }
+    else if (k == "--summaries-every") { if (!num(a.summaries_every_ms)) return false; }
     else if (k == "--dir") a.dir = v;
     else return false;
   }
@@ -73,7 +79,8 @@ int main(int argc, char** argv) {
   Args a;
   if (!parse(argc, argv, a)) {
     std::fputs("usage: chat-store-bench [--messages N] [--producers P] [--inflight W] [--conversations C]\n"
-               "                        [--text-bytes B] [--max-batch N] [--dir DIR]\n", stderr);
+               "                        [--text-bytes B] [--max-batch N] [--summaries-every MS]\n"
+               "                        [--dir DIR]\n", stderr);
     return 2;
   }
   namespace fs = std::filesystem;
@@ -105,6 +112,23 @@ int main(int argc, char** argv) {
   const std::uint64_t commits_before = st.commits();
   const std::uint64_t index_commits_before = st.index_commits();
   const auto t0 = Clock::now();
+  // The reader: users[0] is in conversation 0, which producer 0 writes to first.
+  std::atomic<bool> producing{true};
+  bench::Histogram summaries_hist;
+  std::uint64_t summaries_failed = 0;
+  std::thread reader;
+  if (a.summaries_every_ms > 0) {
+    reader = std::thread([&] {
+      while (producing.load(std::memory_order_relaxed)) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(a.summaries_every_ms));
+        const auto start = Clock::now();
+        auto r = st.conversation_summaries(users[0]);
+        summaries_hist.record(
+            std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count());
+        if (!r) ++summaries_failed;
+      }
+    });
+  }
   std::vector<std::thread> threads;
   for (std::size_t p = 0; p < a.producers; ++p) {
     threads.emplace_back([&, p] {
@@ -144,6 +168,8 @@ int main(int argc, char** argv) {
     });
   }
   for (auto& t : threads) t.join();
+  producing.store(false);
+  if (reader.joinable()) reader.join();
   const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
   const std::uint64_t commits = st.commits() - commits_before;
   st.flush();  // and everything in the main database
@@ -168,6 +194,14 @@ int main(int argc, char** argv) {
               all.percentile(0.5) / 1000.0, all.percentile(0.9) / 1000.0, all.percentile(0.99) / 1000.0,
               all.percentile(0.999) / 1000.0, all.max() / 1000.0);
 
+  if (a.summaries_every_ms > 0)
+    std::printf("  summaries of one user every %zu ms (us): %llu calls (%llu failed), p50 %lld  p99 %lld  max %lld\n",
+                a.summaries_every_ms, static_cast<unsigned long long>(summaries_hist.count()),
+                static_cast<unsigned long long>(summaries_failed),
+                static_cast<long long>(summaries_hist.percentile(0.5)),
+                static_cast<long long>(summaries_hist.percentile(0.99)),
+                static_cast<long long>(summaries_hist.max()));
+
   boost::json::object o;
   o["bench"] = "store";
   o["messages"] = a.messages;
@@ -186,8 +220,13 @@ int main(int argc, char** argv) {
   o["index_commits"] = index_commits;
   o["db_bytes"] = db_bytes;
   o["latency_us"] = all.summary_json();
+  if (a.summaries_every_ms > 0) {
+    o["summaries_every_ms"] = a.summaries_every_ms;
+    o["summaries_failed"] = summaries_failed;
+    o["summaries_us"] = summaries_hist.summary_json();
+  }
   std::printf("RESULT %s\n", boost::json::serialize(o).c_str());
   opened.value().reset();
   if (temp) fs::remove_all(a.dir);
-  return failed.load() == 0 ? 0 : 1;
+  return failed.load() == 0 && summaries_failed == 0 ? 0 : 1;
 }

@@ -22,6 +22,7 @@
 #include <limits>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <system_error>
 #include <thread>
 #include <unordered_map>
@@ -602,6 +603,7 @@ std::uint64_t id_hash(std::string_view id) { return std::hash<std::string_view>{
 struct ConversationBacklog {
   std::vector<MessagePtr> messages;  // by id from `head` on (null before it)
   std::size_t head = 0;
+  MessagePtr first;  // the message that made it: its sender and receiver are the members
 };
 
 /// Background work (indexing, checkpoints) yields the CPU to the threads acknowledging
@@ -658,6 +660,12 @@ struct SqliteStore::Impl {
   // the appends are acknowledged; dropped by the writer once their index commit is done. So an
   // acknowledged message is in one or the other at any time (in both for a moment).
   std::unordered_map<std::string, ConversationBacklog, StringViewHash, std::equal_to<>> backlog;
+  // The same conversations by member (both of a direct conversation's), so that a user's
+  // summaries find theirs without scanning every busy conversation under `mu`. The entries
+  // point into `backlog`, whose elements stay in place until erased.
+  std::unordered_map<std::string, std::vector<const ConversationBacklog*>, StringViewHash,
+                     std::equal_to<>>
+      backlog_by_user;
   std::uint64_t accepted = 0;
   std::uint64_t completed = 0;
   std::uint64_t appends_accepted = 0;
@@ -848,9 +856,26 @@ struct SqliteStore::Impl {
 
   // --- the backlog of unindexed messages (under `mu`) -------------------------------------
 
+  /// The users whose summaries show a conversation's backlog: its two members; none for a
+  /// user's messages to themselves, which the main database's summaries do not show either
+  /// (they need a peer; the chat service refuses such messages, the store takes them).
+  static std::span<const std::string_view> backlog_members(const ConversationBacklog& b,
+                                                           std::array<std::string_view, 2>& out) {
+    out = {b.first->sender_id, b.first->receiver_id};
+    return {out.data(), out[0] == out[1] ? 0u : 2u};
+  }
+
   void backlog_add(const MessagePtr& m) {
     auto it = backlog.find(m->conversation_id);
-    if (it == backlog.end()) it = backlog.emplace(m->conversation_id, ConversationBacklog{}).first;
+    if (it == backlog.end()) {
+      it = backlog.emplace(m->conversation_id, ConversationBacklog{{}, 0, m}).first;
+      std::array<std::string_view, 2> members;
+      for (std::string_view user : backlog_members(it->second, members)) {
+        auto u = backlog_by_user.find(user);
+        if (u == backlog_by_user.end()) u = backlog_by_user.try_emplace(std::string(user)).first;
+        u->second.push_back(&it->second);
+      }
+    }
     // Journal order is id order but for ids made on two I/O threads at once: a message then
     // goes a few places back.
     ConversationBacklog& b = it->second;
@@ -867,6 +892,17 @@ struct SqliteStore::Impl {
     auto it = backlog.find(conversation_id);
     if (it == backlog.end()) return {};
     return {it->second.messages[it->second.head], it->second.messages.back()};
+  }
+
+  void backlog_erase(decltype(backlog)::iterator it) {
+    std::array<std::string_view, 2> members;
+    for (std::string_view user : backlog_members(it->second, members)) {
+      auto u = backlog_by_user.find(user);
+      if (u == backlog_by_user.end()) continue;
+      std::erase(u->second, &it->second);
+      if (u->second.empty()) backlog_by_user.erase(u);
+    }
+    backlog.erase(it);
   }
 
   /// Drops an index batch's messages, now in the main database. Each conversation's messages
@@ -886,7 +922,7 @@ struct SqliteStore::Impl {
         b.messages.erase(pos);
       }
       if (b.head == b.messages.size()) {
-        backlog.erase(it);
+        backlog_erase(it);
       } else if (b.head >= 64 && 2 * b.head >= b.messages.size()) {
         b.messages.erase(b.messages.begin(), b.messages.begin() + static_cast<std::ptrdiff_t>(b.head));
         b.head = 0;
@@ -911,15 +947,17 @@ struct SqliteStore::Impl {
     return {end - static_cast<std::ptrdiff_t>(n), end};
   }
 
-  /// The newest `max` unindexed messages of each direct conversation `user_id` is in, by id.
+  /// The newest `max` unindexed messages of each direct conversation `user_id` has with another
+  /// user, by id (found by member: not a scan of every busy conversation under the lock).
   std::vector<std::vector<MessagePtr>> backlog_of_user(std::string_view user_id, std::size_t max) {
     std::vector<std::vector<MessagePtr>> out;
     std::lock_guard lk(mu);
-    for (const auto& [conversation_id, b] : backlog) {
-      const Message& first = *b.messages[b.head];
-      if (first.sender_id != user_id && first.receiver_id != user_id) continue;
-      const std::size_t n = std::min(max, b.messages.size() - b.head);
-      out.emplace_back(b.messages.end() - static_cast<std::ptrdiff_t>(n), b.messages.end());
+    auto u = backlog_by_user.find(user_id);
+    if (u == backlog_by_user.end()) return out;
+    out.reserve(u->second.size());
+    for (const ConversationBacklog* b : u->second) {
+      const std::size_t n = std::min(max, b->messages.size() - b->head);
+      out.emplace_back(b->messages.end() - static_cast<std::ptrdiff_t>(n), b->messages.end());
     }
     return out;
   }
@@ -1218,6 +1256,7 @@ struct SqliteStore::Impl {
           index_abandoned = true;
           to_index.clear();
           backlog.clear();
+          backlog_by_user.clear();
           unindexed = 0;
           items.clear();
         } else {

@@ -1396,6 +1396,51 @@ TEST_F(SqliteStoreTest, SummariesMergeConversationsInEveryState) {
   check("indexed");
 }
 
+// The summaries find a user's unindexed conversations by member: both members see one, no one
+// else does, the lookup follows conversations leaving the backlog (indexed) and coming back, and
+// a user's messages to themselves show in no summary, indexed or not (the main database's need a
+// peer).
+TEST_F(SqliteStoreTest, UnindexedConversationsAreFoundByTheirMembersOnly) {
+  auto store = open_store_indexing_on_demand();
+  ASSERT_TRUE(store);
+  const std::string dave = hex_id(4);
+  using Peers = std::map<std::string, std::size_t>;  // peer → unread
+  auto peers = [&](const std::string& user) {
+    Peers out;
+    auto summaries = store->conversation_summaries(user);
+    EXPECT_TRUE(summaries.ok());
+    if (summaries.ok())
+      for (const auto& c : *summaries) out[c.peer_id] = c.unread;
+    return out;
+  };
+  auto send = [&](const std::string& from, const std::string& to) {
+    ASSERT_TRUE(append_and_wait(*store, make_message(from, to, "hi")).ok());
+  };
+  auto check = [&](const char* when, std::size_t unindexed, const Peers& alice, const Peers& bob,
+                   const Peers& carol) {
+    SCOPED_TRACE(when);
+    EXPECT_EQ(store->unindexed_messages(), unindexed);
+    EXPECT_EQ(peers(alice_), alice);
+    EXPECT_EQ(peers(bob_), bob);
+    EXPECT_EQ(peers(carol_), carol);
+    EXPECT_EQ(peers(dave), Peers{});
+  };
+  send(alice_, bob_);
+  send(carol_, alice_);
+  send(dave, dave);
+  check("alice-bob, carol-alice, unindexed", 3, {{bob_, 0}, {carol_, 1}}, {{alice_, 1}}, {{alice_, 0}});
+  store->flush();
+  check("indexed", 0, {{bob_, 0}, {carol_, 1}}, {{alice_, 1}}, {{alice_, 0}});
+  send(bob_, alice_);
+  send(bob_, carol_);
+  send(dave, dave);
+  check("again, and bob-carol", 3, {{bob_, 1}, {carol_, 1}}, {{alice_, 1}, {carol_, 0}},
+        {{alice_, 0}, {bob_, 1}});
+  store->flush();
+  check("indexed again", 0, {{bob_, 1}, {carol_, 1}}, {{alice_, 1}, {carol_, 0}},
+        {{alice_, 0}, {bob_, 1}});
+}
+
 // With several I/O threads, ids are made on two threads at once and journal order is not always
 // id order: reads of unindexed messages still order them by id, as the main database does.
 TEST_F(SqliteStoreTest, UnindexedMessagesAreReadInIdOrder) {
