@@ -100,6 +100,12 @@ class ChatService {
   /// "User not found" (unknown peer) or "Conversation not found" (no message exchanged yet).
   result<std::string> mark_read(std::string_view user_id, std::string_view peer_id,
                                 std::string_view up_to_id);
+  /// mark_read() for many at once (one store write for all: see Store::mark_read_many), the
+  /// results in their order.
+  struct ReadRequest {
+    std::string user_id, peer_id, up_to_id;
+  };
+  std::vector<result<std::string>> mark_read_many(const std::vector<ReadRequest>& reads);
   /// A page of history and how far the peer has read it.
   struct History {
     store::MessagePage page;

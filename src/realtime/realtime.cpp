@@ -6,6 +6,9 @@
 #include <boost/json/serialize.hpp>
 
 #include <atomic>
+#include <map>
+#include <mutex>
+#include <utility>
 
 #include "api/json_views.hpp"
 #include "core/log.hpp"
@@ -94,7 +97,27 @@ struct Realtime::Impl : std::enable_shared_from_this<Realtime::Impl> {
   const Presence& view;  ///< who clients are told is online
   metrics::Gauge sockets_gauge;
   metrics::Counter messages_in, messages_rejected;
+  metrics::Counter reads_in, reads_written;
   metrics::Histogram fanout_latency;
+
+  // Read positions. A chat client sends markRead for every message it is shown while the
+  // conversation is open: one per message delivered. Each was a synchronous store write on
+  // the blocking pool (a thread waiting for the writer's commit): under load they queued until
+  // the pool refused them, silently for a client that asks no ack (the web client), which
+  // could leave a read position behind, and they held the blocking threads REST requests
+  // need. Now the waiting ones are kept by (reader, peer) with the newest upTo only (a position
+  // only moves forward) and their acks, and one pool task at a time writes up to
+  // kReadsPerWrite of them in one store write (one commit), again while more came meanwhile.
+  struct PendingRead {
+    std::string up_to;
+    std::vector<Ack> acks;
+  };
+  static constexpr std::size_t kMaxPendingReads = 65536;  // (reader, peer) keys, and acks
+  static constexpr std::size_t kReadsPerWrite = 1024;
+  std::mutex reads_mu;
+  std::map<std::pair<std::string, std::string>, PendingRead> reads_pending;  // under reads_mu
+  std::size_t reads_acks = 0;    // acks waiting in reads_pending
+  bool reads_running = false;    // a write_reads task is posted or running
 
   Impl(socketio::Server& sio, ChatService& c, TaskPool& p, LocalPresence& pr, metrics::Registry& m,
        boost::asio::io_context& ioc, Options o)
@@ -109,6 +132,9 @@ struct Realtime::Impl : std::enable_shared_from_this<Realtime::Impl> {
     sockets_gauge = m.gauge("chat_socketio_sockets", "Connected Socket.IO sockets");
     messages_in = m.counter("chat_messages_received_total", "Messages accepted from sockets for storage");
     messages_rejected = m.counter("chat_messages_rejected_total", "sendMessage events refused (validation, rate limit, busy)");
+    reads_in = m.counter("chat_read_marks_received_total", "markRead events accepted (checked, queued to be written)");
+    reads_written = m.counter("chat_read_positions_written_total",
+                              "Read positions written to the store (markRead events for one reader and peer waiting together are one)");
     fanout_latency = m.histogram("chat_message_fanout_seconds",
                                  "From a message's creation to its hand-off to local sockets and the bus (includes the durable write)",
                                  {0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5});
@@ -323,19 +349,87 @@ struct Realtime::Impl : std::enable_shared_from_this<Realtime::Impl> {
     std::string up_to = to_lower_ascii(string_of(*payload, "upTo", bad));
     if (bad || !is_object_id(peer) || !is_object_id(up_to))
       return ack_error(ack, "peerId and upTo must be ids", "validation");
+    {
+      std::unique_lock lk(reads_mu);
+      std::pair<std::string, std::string> key{u.user_id, std::move(peer)};
+      auto it = reads_pending.find(key);
+      if ((it == reads_pending.end() && reads_pending.size() >= kMaxPendingReads) ||
+          (ack && reads_acks >= kMaxPendingReads)) {
+        lk.unlock();
+        return ack_error(ack, "Server busy, retry", "unavailable");
+      }
+      if (it == reads_pending.end()) it = reads_pending.try_emplace(std::move(key)).first;
+      if (up_to > it->second.up_to) it->second.up_to = std::move(up_to);  // lower-case ids: by time
+      if (ack) {
+        it->second.acks.push_back(std::move(ack));
+        ++reads_acks;
+      }
+      reads_in.inc();
+      if (reads_running) return;
+      reads_running = true;
+    }
+    post_write_reads();
+  }
+
+  /// Posts write_reads to the pool; if the pool refuses, fails what waits (and lets the next
+  /// markRead try again).
+  void post_write_reads() {
     auto self = shared_from_this();
-    bool posted = pool.post([self, user = u.user_id, peer, up_to, ack] {
-      auto r = self->chat.mark_read(user, peer, up_to);
-      if (!r) return ack_error(ack, r.err().message, error_code_name(r.code()));
+    if (pool.post([self] { self->write_reads(); })) return;
+    std::map<std::pair<std::string, std::string>, PendingRead> refused;
+    {
+      std::lock_guard lk(reads_mu);
+      refused.swap(reads_pending);
+      reads_acks = 0;
+      reads_running = false;
+    }
+    for (auto& [key, p] : refused)
+      for (const Ack& a : p.acks) ack_error(a, "Server busy, retry", "unavailable");
+  }
+
+  /// On the pool: writes up to kReadsPerWrite waiting read positions in one store write,
+  /// tells each peer (messagesRead) and answers the acks; posts itself again while more wait
+  /// (behind the pool's other work, not holding a thread).
+  void write_reads() {
+    std::vector<std::pair<std::pair<std::string, std::string>, PendingRead>> batch;
+    {
+      std::lock_guard lk(reads_mu);
+      while (!reads_pending.empty() && batch.size() < kReadsPerWrite) {
+        auto node = reads_pending.extract(reads_pending.begin());
+        reads_acks -= node.mapped().acks.size();
+        batch.emplace_back(std::move(node.key()), std::move(node.mapped()));
+      }
+    }
+    std::vector<ChatService::ReadRequest> requests;
+    requests.reserve(batch.size());
+    for (const auto& [key, p] : batch) requests.push_back({key.first, key.second, p.up_to});
+    auto results = chat.mark_read_many(requests);
+    reads_written.inc(static_cast<double>(batch.size()));
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      const auto& [key, p] = batch[i];
+      const result<std::string>& r = results[i];
+      if (!r) {
+        for (const Ack& a : p.acks) ack_error(a, r.err().message, error_code_name(r.code()));
+        continue;
+      }
       json::object body;
-      body["by"] = user;
+      body["by"] = key.first;
       body["upTo"] = r.value();
-      self->emit_user(peer, json::serialize(json::array{"messagesRead", body}));
-      json::object reply;
-      reply["upTo"] = r.value();
-      ack_ok(ack, std::move(reply));
-    });
-    if (!posted) ack_error(ack, "Server busy, retry", "unavailable");
+      emit_user(key.second, json::serialize(json::array{"messagesRead", body}));
+      for (const Ack& a : p.acks) {
+        json::object reply;
+        reply["upTo"] = r.value();
+        ack_ok(a, std::move(reply));
+      }
+    }
+    {
+      std::lock_guard lk(reads_mu);
+      if (reads_pending.empty()) {
+        reads_running = false;
+        return;
+      }
+    }
+    post_write_reads();
   }
 
   // ---- delivery -----------------------------------------------------------------------------

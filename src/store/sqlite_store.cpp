@@ -1209,7 +1209,8 @@ struct SqliteStore::Impl {
         // Synchronous writes first, in their order and a transaction of their own: none needs
         // the index (see WriteJob). When both are due they take turns, so that a steady stream
         // of them cannot hold the index back until max_unindexed stops the appends (the index
-        // transaction then stops after its first kSyncCutEvery messages and takes them along).
+        // transaction runs min_index_run_us at least before it stops for the writes waiting and
+        // takes them along: each turn of the index is not a handful of messages).
         sync = !queue.empty() && !(sync && index_due);
         const std::size_t n = sync ? 0 : std::min(to_index.size(), opts.index_batch);
         for (std::size_t i = 0; i < n; ++i) {
@@ -1222,7 +1223,9 @@ struct SqliteStore::Impl {
       }
       if (!sync) last_index = Clock::now();  // the interval counts index transactions
       std::size_t done = items.size();
-      const bool indexed = run_batch(items, jobs, done);
+      // A failed transaction of synchronous writes alone fails them and leaves the index as it
+      // was: no back-off for it, and no abandoning the backlog while closing.
+      const bool indexed = run_batch(items, jobs, done) || items.empty();
       if (!indexed) retry_after = Clock::now() + interval;
       if (indexed && !items.empty() && opts.after_index_commit) opts.after_index_commit();
       const std::size_t n = jobs.size();
@@ -1272,9 +1275,10 @@ struct SqliteStore::Impl {
     }
   }
 
-  /// When a synchronous write waits, an index transaction stops after a multiple of this many
-  /// messages and commits them with it. The writer runs at nice +10: on a busy core each message
-  /// indexed before the stop costs the waiting write ~10× its CPU time in wall time.
+  /// When a synchronous write waits, an index transaction that has run min_index_run_us
+  /// stops after a multiple of this many messages and commits them with it. The writer runs at
+  /// nice +10: on a busy core each message indexed before the stop costs the waiting write ~10×
+  /// its CPU time in wall time.
   static constexpr std::size_t kSyncCutEvery = 32;
 
   /// Moves the queued synchronous writes (up to max_batch) to `jobs`. Under `mu`.
@@ -1314,6 +1318,8 @@ struct SqliteStore::Impl {
     };
 
     if (auto r = w.run(kBegin, "begin transaction"); !r.ok()) return fail_all(r.err());
+    using Clock = std::chrono::steady_clock;
+    const auto may_cut_at = Clock::now() + std::chrono::microseconds(opts.min_index_run_us);
     known.pending.clear();
     done = items.size();
     for (std::size_t i = 0; i < items.size(); ++i) {
@@ -1323,7 +1329,7 @@ struct SqliteStore::Impl {
       if (auto r = index_message(w, known, key_gen, *item.m); !r.ok())
         return fail_all(error{r.code(), "index message " + item.m->id + ": " + r.err().message});
       if (jobs.empty() && (i + 1) % kSyncCutEvery == 0 && i + 1 < items.size() &&
-          sync_waiting.load(std::memory_order_relaxed)) {
+          sync_waiting.load(std::memory_order_relaxed) && Clock::now() >= may_cut_at) {
         done = i + 1;
         take_sync_jobs(jobs);  // they commit with what is indexed so far: one fsync for both
         break;
@@ -1654,6 +1660,7 @@ result<std::unique_ptr<SqliteStore>> SqliteStore::open(const SqliteOptions& opti
   impl->opts.index_batch = std::max<std::size_t>(impl->opts.index_batch, 1);
   impl->opts.index_interval_ms = std::max(impl->opts.index_interval_ms, 1);
   impl->opts.min_commit_interval_us = std::max(impl->opts.min_commit_interval_us, 0);
+  impl->opts.min_index_run_us = std::max(impl->opts.min_index_run_us, 0);
   impl->opts.client_keys_per_generation =
       std::max<std::size_t>(impl->opts.client_keys_per_generation, 1);
   const std::string& path = impl->opts.path;
@@ -1850,39 +1857,73 @@ result<MessagePage> SqliteStore::conversation_page(std::string_view conversation
   return page;
 }
 
+namespace {
+
+/// mark_read's write, on the writer's connection. Without the index of the appends before it
+/// (as a history read): clamped to the newest of the main database's messages and the
+/// unindexed ones, and the conversation's rows made here when only unindexed messages have it
+/// so far (the index inserts them then, or finds them). An appended message is in the backlog
+/// before its ack, so the clamp covers every message a client can have seen. (Under load this
+/// write waited for up to max_unindexed messages when it needed the index.)
+template <class Ends>
+result<std::string> mark_read_on(Conn& w, const Ends& backlog_ends, std::string_view conversation_id,
+                                 std::string_view user_id, std::string_view up_to_id) {
+  if (up_to_id.empty()) return error{errc::invalid_argument, "read position is empty"};
+  const auto [oldest, newest] = backlog_ends(conversation_id);
+  const std::string_view newest_id = newest ? std::string_view(newest->id) : "";
+  auto update = [&]() -> result<std::string> {
+    Stmt s(w, kMarkRead);
+    s.text(1, conversation_id).text(2, user_id).text(3, up_to_id).text(4, newest_id);
+    int rc = s.step();
+    if (rc == SQLITE_DONE) return error{errc::not_found, "not a member of the conversation"};
+    if (rc != SQLITE_ROW) return s.fail(rc, "mark read");
+    std::string last_read = s.col_text(0);
+    // The row is already updated; stepping to the end finishes the statement cleanly.
+    while ((rc = s.step()) == SQLITE_ROW) {
+    }
+    if (rc != SQLITE_DONE) return s.fail(rc, "mark read");
+    return last_read;
+  };
+  auto r = update();
+  if (r || r.code() != errc::not_found || !oldest) return r;
+  if (oldest->sender_id != user_id && oldest->receiver_id != user_id) return r;
+  if (auto rows = insert_conversation_rows(w, *oldest); !rows) return rows.err();
+  return update();
+}
+
+}  // namespace
+
 result<std::string> SqliteStore::mark_read(std::string_view conversation_id,
                                            std::string_view user_id,
                                            std::string_view up_to_id) {
   if (up_to_id.empty()) return error{errc::invalid_argument, "read position is empty"};
-  // Without the index of the appends before it (as a history read): clamped to the newest of
-  // the main database's messages and the unindexed ones, and the conversation's rows made here
-  // when only unindexed messages have it so far (the index inserts them then, or finds them).
-  // An appended message is in the backlog before its ack, so the clamp covers every message a
-  // client can have seen. Under load this write waited for up to max_unindexed messages.
   Impl* impl = impl_.get();
   return impl_->run_sync<std::string>(
       [impl, conversation_id, user_id, up_to_id](Conn& w) -> result<std::string> {
-        const auto [oldest, newest] = impl->backlog_ends(conversation_id);
-        const std::string_view newest_id = newest ? std::string_view(newest->id) : "";
-        auto update = [&]() -> result<std::string> {
-          Stmt s(w, kMarkRead);
-          s.text(1, conversation_id).text(2, user_id).text(3, up_to_id).text(4, newest_id);
-          int rc = s.step();
-          if (rc == SQLITE_DONE) return error{errc::not_found, "not a member of the conversation"};
-          if (rc != SQLITE_ROW) return s.fail(rc, "mark read");
-          std::string last_read = s.col_text(0);
-          // The row is already updated; stepping to the end finishes the statement cleanly.
-          while ((rc = s.step()) == SQLITE_ROW) {
-          }
-          if (rc != SQLITE_DONE) return s.fail(rc, "mark read");
-          return last_read;
-        };
-        auto r = update();
-        if (r || r.code() != errc::not_found || !oldest) return r;
-        if (oldest->sender_id != user_id && oldest->receiver_id != user_id) return r;
-        if (auto rows = insert_conversation_rows(w, *oldest); !rows) return rows.err();
-        return update();
+        return mark_read_on(w, [impl](std::string_view c) { return impl->backlog_ends(c); },
+                            conversation_id, user_id, up_to_id);
       });
+}
+
+std::vector<result<std::string>> SqliteStore::mark_read_many(const std::vector<ReadMark>& marks) {
+  using Results = std::vector<result<std::string>>;
+  if (marks.empty()) return {};
+  Impl* impl = impl_.get();
+  auto all = impl_->run_sync<Results>([impl, &marks](Conn& w) -> result<Results> {
+    Results out;
+    out.reserve(marks.size());
+    for (const ReadMark& m : marks) {
+      auto r = mark_read_on(w, [impl](std::string_view c) { return impl->backlog_ends(c); },
+                            m.conversation_id, m.user_id, m.up_to_id);
+      // A mark of its own (not a member, empty) fails alone; the database's failure fails all
+      // (the transaction is rolled back).
+      if (!r && r.code() != errc::not_found && r.code() != errc::invalid_argument) return r.err();
+      out.push_back(std::move(r));
+    }
+    return out;
+  });
+  if (all) return std::move(all.value());
+  return Results(marks.size(), all.err());
 }
 
 result<std::vector<ConversationSummary>> SqliteStore::conversation_summaries(

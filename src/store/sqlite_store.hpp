@@ -30,6 +30,11 @@ struct SqliteOptions {
   std::size_t index_batch = 16384;      ///< journaled messages indexed at most per transaction
   int index_interval_ms = 200;          ///< index at least this often, and at most unless asked
   int index_wait_ms = 30000;            ///< flush() waits this long for the index (then warns)
+  /// An index transaction stops early for a waiting synchronous write (a read position, a
+  /// profile) only once it has run this long (µs), so that a steady stream of them (a read
+  /// position per message seen) still leaves the index most of the writer's time. A waiting
+  /// write waits at most about this much for the index, plus its commit.
+  int min_index_run_us = 5000;
   /// A journal transaction starts at most this often (µs; 0: as soon as appends wait), so
   /// that under load more appends share each fsync. Adds at most this much to an append.
   int min_commit_interval_us = 500;
@@ -103,6 +108,8 @@ class SqliteStore final : public Store {
 
   result<std::string> mark_read(std::string_view conversation_id, std::string_view user_id,
                                 std::string_view up_to_id) override;
+  /// In one synchronous write: one transaction, one commit for all of them.
+  std::vector<result<std::string>> mark_read_many(const std::vector<ReadMark>& marks) override;
   result<std::string> last_read(std::string_view conversation_id, std::string_view user_id) override;
   result<std::vector<ConversationSummary>> conversation_summaries(
       std::string_view user_id) override;

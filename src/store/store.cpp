@@ -19,4 +19,11 @@ std::string direct_conversation_id(std::string_view a, std::string_view b) {
   return out;
 }
 
+std::vector<result<std::string>> Store::mark_read_many(const std::vector<ReadMark>& marks) {
+  std::vector<result<std::string>> out;
+  out.reserve(marks.size());
+  for (const ReadMark& m : marks) out.push_back(mark_read(m.conversation_id, m.user_id, m.up_to_id));
+  return out;
+}
+
 }  // namespace chat::store

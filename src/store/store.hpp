@@ -52,6 +52,13 @@ struct MessagePage {
   bool has_more = false;          ///< older messages exist before messages.front()
 };
 
+/// A read position to move (Store::mark_read_many()).
+struct ReadMark {
+  std::string conversation_id;
+  std::string user_id;
+  std::string up_to_id;
+};
+
 /// One direct conversation of a user, as seen by that user (Store::conversation_summaries()).
 struct ConversationSummary {
   std::string peer_id;          ///< the other member
@@ -122,6 +129,9 @@ class Store {
   /// never exchanged a message), invalid_argument for an empty `up_to_id`.
   virtual result<std::string> mark_read(std::string_view conversation_id,
                                         std::string_view user_id, std::string_view up_to_id) = 0;
+  /// mark_read() for each of `marks`, the results in their order. A backend may write them
+  /// together (SqliteStore: one transaction, one commit); this default moves them one by one.
+  virtual std::vector<result<std::string>> mark_read_many(const std::vector<ReadMark>& marks);
   /// Every direct conversation of `user_id` with its newest message and unread count (see
   /// ConversationSummary), in no particular order; empty when the user has none. One call for
   /// all of them: cost O(conversations × (log n + kUnreadWindow)), never a whole history.

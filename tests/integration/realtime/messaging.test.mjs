@@ -288,6 +288,43 @@ describe('markRead', () => {
   });
 });
 
+describe('markRead bursts', () => {
+  // The web client sends markRead for every message it shows while the conversation is open,
+  // so under load they come by the thousand. Each used to be a store write of its own on the
+  // blocking pool, refused ("Server busy") once its queue (10,000) was full: silently for the
+  // web client, which asks no ack, and a refused last one left the read position behind.
+  test('12,000 markRead at once are all written (each ack ok), the last position wins', async () => {
+    const frank = await signupUser(srv.url, { full_name: 'Frank' });
+    const gina = await signupUser(srv.url, { full_name: 'Gina' });
+    const ws = { transports: ['websocket'] };
+    const f1 = await connectAs(srv.url, frank.token, { events: EVENTS, opts: ws });
+    const g1 = await connectAs(srv.url, gina.token, { events: EVENTS, opts: ws });
+    const m = [];
+    for (let i = 0; i < 3; i++) m.push(await sendOk(f1, { to: gina.user._id, text: `burst ${i}` }));
+    const n = 12000;
+    const acks = [];
+    for (let i = 0; i < n; i++) {
+      const upTo = i === n - 1 ? m[2]._id : m[i % 2]._id;
+      acks.push(emitAck(g1.socket, 'markRead', { peerId: frank.user._id, upTo }, 30000));
+    }
+    const results = await Promise.all(acks);
+    const bad = results.filter((a) => a?.status !== 'ok');
+    assert.equal(bad.length, 0, `${bad.length} of ${n} acks not ok, e.g. ${JSON.stringify(bad[0])}`);
+    const ids = new Set(m.map((x) => x._id));
+    assert.ok(results.every((a) => ids.has(a.upTo)), 'an ack with a position that is no message');
+    assert.equal(results[n - 1].upTo, m[2]._id);
+    assert.deepEqual(await f1.rec.waitFor('messagesRead', (x) => x && x.upTo === m[2]._id), {
+      by: gina.user._id,
+      upTo: m[2]._id,
+    });
+    const r = await gina.client.get('/api/messages/users');
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.body.data.find((u) => u._id === frank.user._id)?.unreadCount, 0);
+    f1.socket.disconnect();
+    g1.socket.disconnect();
+  });
+});
+
 describe('message rate limit', () => {
   test('over the limit → ack code "rate_limited"', async (t) => {
     if (!(await chatdHasFlag('rate-limit-messages'))) {

@@ -230,9 +230,49 @@ TYPED_TEST_P(ReadStateContract, UnreadLooksAtTheNewestWindowOnly) {
   EXPECT_EQ(this->unread(bob, alice), 10u);
 }
 
+// mark_read_many is mark_read for each, the results in their order: a failing mark (not a
+// member, empty) fails alone, and two marks of one reader both apply (forward only).
+TYPED_TEST_P(ReadStateContract, ManyReadPositionsAtOnceAreEachAMarkRead) {
+  const auto& [alice, bob, carol] = std::tie(this->alice_, this->bob_, this->carol_);
+  const Message b0 = this->send(bob, alice, "b0");
+  const Message b1 = this->send(bob, alice, "b1");
+  const Message a0 = this->send(alice, bob, "a0");
+  const Message c0 = this->send(carol, alice, "c0");
+  const std::string ac = direct_conversation_id(alice, carol);
+  const std::string future = make_object_id(0xfffffff0u, 1);
+  auto results = this->store_->mark_read_many({
+      {this->ab_, alice, b0.id},     // forward
+      {this->ab_, carol, b0.id},     // an outsider: not_found
+      {ac, alice, future},           // clamped to the newest
+      {this->ab_, bob, a0.id},       // the other member's own position
+      {this->ab_, alice, ""},        // empty: invalid_argument
+      {this->ab_, alice, b1.id},     // the same reader again, further
+  });
+  ASSERT_EQ(results.size(), 6u);
+  ASSERT_TRUE(results[0].ok()) << results[0].err().message;
+  EXPECT_EQ(results[0].value(), b0.id);
+  ASSERT_FALSE(results[1].ok());
+  EXPECT_EQ(results[1].code(), errc::not_found);
+  ASSERT_TRUE(results[2].ok());
+  EXPECT_EQ(results[2].value(), c0.id);
+  ASSERT_TRUE(results[3].ok());
+  EXPECT_EQ(results[3].value(), a0.id);
+  ASSERT_FALSE(results[4].ok());
+  EXPECT_EQ(results[4].code(), errc::invalid_argument);
+  ASSERT_TRUE(results[5].ok());
+  EXPECT_EQ(results[5].value(), b1.id);
+  EXPECT_EQ(this->summary(alice, bob)->last_read_id, b1.id);
+  EXPECT_EQ(this->unread(alice, bob), 0u);
+  EXPECT_EQ(this->unread(alice, carol), 0u);
+  EXPECT_EQ(this->unread(bob, alice), 0u);
+  EXPECT_FALSE(this->summary(carol, bob)) << "the outsider's mark made no conversation";
+  EXPECT_TRUE(this->store_->mark_read_many({}).empty());
+}
+
 REGISTER_TYPED_TEST_SUITE_P(ReadStateContract, NoConversationsMeansNoSummaries,
                             UnreadCountsOnlyThePeersMessagesPerConversation,
                             MarkReadMovesForwardOnly, MarkReadPastTheNewestMessageIsClamped,
-                            MarkReadNeedsAMember, UnreadLooksAtTheNewestWindowOnly);
+                            MarkReadNeedsAMember, UnreadLooksAtTheNewestWindowOnly,
+                            ManyReadPositionsAtOnceAreEachAMarkRead);
 
 }  // namespace chat::store::contract

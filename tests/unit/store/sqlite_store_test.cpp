@@ -1301,6 +1301,127 @@ TEST_F(SqliteStoreTest, ASteadyStreamOfSynchronousWritesDoesNotStopTheIndex) {
   EXPECT_EQ(page->messages.size(), static_cast<std::size_t>(n));
 }
 
+// An index transaction stops early for waiting synchronous writes only once it has run
+// min_index_run_us: with it at 0, writes streaming while 20,000 messages are indexed cut that
+// transaction (more than one index commit holds messages); with it longer than the whole
+// transaction, the same stream leaves it whole (one), where a cut every 32 messages once made a
+// steady stream of read positions shrink every index transaction to 32 messages and the appends
+// wait on the index. Every write succeeds and every message is indexed once either way.
+TEST_F(SqliteStoreTest, AnIndexTransactionStopsForWritesOnlyAfterItsMinimumRun) {
+  for (const int min_run_us : {0, 600'000'000}) {
+    SCOPED_TRACE(min_run_us);
+    std::atomic<int> index_commits{0};
+    SqliteOptions opts;
+    opts.path = (dir_.path() / ("min-run" + std::to_string(min_run_us)) / "chat.sqlite").string();
+    opts.index_interval_ms = 600'000;
+    opts.index_batch = 100'000;
+    opts.min_index_run_us = min_run_us;
+    opts.after_index_commit = [&] { ++index_commits; };
+    auto store = open_store(opts);
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(store->create_user(make_user(alice_, "alice@example.com", "Alice")).ok());
+    std::vector<Message> sent;
+    for (int i = 0; i < 20000; ++i) sent.push_back(make_message(bob_, alice_, "m" + std::to_string(i)));
+    ASSERT_EQ(append_all_and_wait(*store, sent), 0u);
+    std::atomic<bool> flushed{false};
+    std::thread flusher([&] {
+      store->flush();  // the 20,000 in one transaction, unless cut
+      flushed = true;
+    });
+    UserPatch bio;
+    bio.bio = "streaming";
+    int writes = 0;
+    while (!flushed || writes < 20) {  // one after the other: always one waiting or running
+      ASSERT_TRUE(store->update_user(alice_, bio, 1800000000000 + writes).ok());
+      ++writes;
+    }
+    flusher.join();
+    EXPECT_EQ(store->unindexed_messages(), 0u);
+    if (min_run_us == 0) EXPECT_GT(index_commits.load(), 1);
+    else EXPECT_EQ(index_commits.load(), 1);
+    auto page = store->conversation_page(direct_conversation_id(alice_, bob_), "", 30000);
+    ASSERT_TRUE(page.ok());
+    EXPECT_EQ(ids_of(page->messages), ids_of(sent));
+  }
+}
+
+// A transaction of synchronous writes alone that fails (the main database locked by another
+// process) fails those writes and nothing else: the index is not put on its failure back-off,
+// so a flush right after indexes at once (it gave up after index_wait_ms, the index backing off).
+TEST_F(SqliteStoreTest, AFailedWriteAloneDoesNotHoldTheIndexBack) {
+  SqliteOptions opts;
+  opts.path = db_path();
+  opts.busy_timeout_ms = 20;
+  opts.index_interval_ms = 600'000;  // the back-off is one interval
+  opts.index_wait_ms = 3000;
+  auto store = open_store(opts);
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->create_user(make_user(alice_, "alice@example.com", "Alice")).ok());
+  {
+    MainDbLock lock(db_path());
+    UserPatch bio;
+    bio.bio = "locked out";
+    auto r = store->update_user(alice_, bio, 1800000000000);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.code(), errc::unavailable);
+  }
+  ASSERT_TRUE(append_and_wait(*store, make_message(bob_, alice_, "after")).ok());
+  store->flush();  // gives up after index_wait_ms
+  EXPECT_EQ(store->unindexed_messages(), 0u);
+}
+
+// Many read positions in one synchronous write: one transaction, one commit for all (a chat
+// server writes a burst of markRead events this way instead of a commit each).
+TEST_F(SqliteStoreTest, ManyReadPositionsAreOneCommit) {
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  std::vector<Message> sent;
+  for (int i = 0; i < 20; ++i) sent.push_back(make_message(bob_, alice_, "m" + std::to_string(i)));
+  ASSERT_EQ(append_all_and_wait(*store, sent), 0u);
+  store->flush();
+  const std::uint64_t before = store->index_commits();
+  std::vector<ReadMark> marks;
+  const std::string conv = direct_conversation_id(alice_, bob_);
+  for (const Message& m : sent) marks.push_back({conv, alice_, m.id});
+  auto results = store->mark_read_many(marks);
+  EXPECT_EQ(store->index_commits() - before, 1u);
+  ASSERT_EQ(results.size(), sent.size());
+  for (std::size_t i = 0; i < sent.size(); ++i) {
+    ASSERT_TRUE(results[i].ok()) << results[i].err().message;
+    EXPECT_EQ(results[i].value(), sent[i].id);
+  }
+  store.reset();
+  store = open_store();  // durable
+  ASSERT_TRUE(store);
+  EXPECT_EQ(store->last_read(conv, alice_).value(), sent.back().id);
+}
+
+// The database failing fails every mark of the write (the transaction is rolled back).
+TEST_F(SqliteStoreTest, ManyReadPositionsFailTogetherWhenTheDatabaseDoes) {
+  SqliteOptions opts;
+  opts.path = db_path();
+  opts.busy_timeout_ms = 20;
+  auto store = open_store(opts);
+  ASSERT_TRUE(store);
+  const Message m = make_message(bob_, alice_, "hi");
+  ASSERT_TRUE(append_and_wait(*store, m).ok());
+  store->flush();
+  const std::string conv = direct_conversation_id(alice_, bob_);
+  {
+    MainDbLock lock(db_path());
+    auto results = store->mark_read_many({{conv, alice_, m.id}, {conv, bob_, m.id}});
+    ASSERT_EQ(results.size(), 2u);
+    for (const auto& r : results) {
+      ASSERT_FALSE(r.ok());
+      EXPECT_EQ(r.code(), errc::unavailable);
+    }
+  }
+  EXPECT_EQ(store->last_read(conv, alice_).value(), "");
+  auto again = store->mark_read_many({{conv, alice_, m.id}});
+  ASSERT_TRUE(again[0].ok());
+  EXPECT_EQ(again[0].value(), m.id);
+}
+
 // A message indexed between a read's two steps is in both halves (the writer has committed it
 // and not yet dropped it from the backlog): the read returns it once, and counts it once.
 TEST_F(SqliteStoreTest, AMessageInBothHalvesIsReadOnce) {
