@@ -448,7 +448,7 @@ class Coordinator {
         done,
         {"connect_ok", "connect_failed", "senders_active", "sent", "sent_window", "acked", "acked_window",
          "delivered", "delivered_window", "ack_timeouts", "missing", "duplicates", "unexpected", "foreign",
-         "bad_payloads", "disconnects", "pongs"},
+         "bad_payloads", "disconnects", "pongs", "mark_reads", "messages_read"},
         {"hist_e2e", "hist_ack", "hist_lag", "hist_connect"}, {"ack_errors", "close_reasons", "connect_errors"}, h);
     double drain_ms = 0, cpu_s = 0, elapsed_s = 0;
     for (auto& d : done) {
@@ -468,6 +468,7 @@ class Coordinator {
       r["window"] = o_.window;
     }
     r["direction"] = o_.both_directions ? "both" : "one";
+    r["mark_read"] = o_.mark_read;
     r["text_bytes"] = o_.text_bytes;
     r["duration_s"] = o_.duration_s;
     r["warmup_s"] = o_.warmup_s;
@@ -479,7 +480,8 @@ class Coordinator {
     r["acked_per_s"] = round2(static_cast<double>(u64(m, "acked_window")) / d);
     r["delivered_per_s"] = round2(static_cast<double>(u64(m, "delivered_window")) / d);
     for (const char* k : {"ack_errors", "ack_timeouts", "missing", "duplicates", "unexpected", "foreign",
-                          "bad_payloads", "disconnects", "close_reasons", "pongs"})
+                          "bad_payloads", "disconnects", "close_reasons", "pongs", "mark_reads",
+                          "messages_read"})
       r[k] = m[k];
     r["drain_ms"] = round2(drain_ms);
     // The generator's own cost: if it is near 100 % of its cores, the figures measure chat-bench.
@@ -532,6 +534,10 @@ class Coordinator {
     std::printf("  errors           ack errors %s, ack timeouts %s, disconnects %s, bad payloads %s\n",
                 json::serialize(r.at("ack_errors")).c_str(), with_commas(dbl(r, "ack_timeouts")).c_str(),
                 with_commas(dbl(r, "disconnects")).c_str(), with_commas(dbl(r, "bad_payloads")).c_str());
+    if (o_.mark_read)
+      std::printf("  read positions   %s markRead sent (one per message delivered, no ack), %s done"
+                  " (messagesRead received)\n",
+                  with_commas(dbl(r, "mark_reads")).c_str(), with_commas(dbl(r, "messages_read")).c_str());
     std::printf("  deliveries       missing %s, duplicates %s, without ack %s, from others %s (drained in %.0f ms)\n",
                 with_commas(dbl(r, "missing")).c_str(), with_commas(dbl(r, "duplicates")).c_str(),
                 with_commas(dbl(r, "unexpected")).c_str(), with_commas(dbl(r, "foreign")).c_str(), dbl(r, "drain_ms"));

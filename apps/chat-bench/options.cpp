@@ -95,6 +95,8 @@ dm / cluster:
                             timer per message cost the generator ~40 µs per message)
   --window W                closed loop: messages in flight per sender (default 8)
   --one-way                 only the first user of each pair sends (default: both; cluster: one way)
+  --mark-read               receivers send markRead {peerId, upTo} for every message delivered,
+                            without an ack, as the web client does with the conversation open
   --text-bytes B            message text length (default 64, >= 40)
   --duration S              measured seconds (default 10)
   --warmup S                seconds sent before measuring (default 2)
@@ -158,6 +160,7 @@ result<Options> parse_options(const std::vector<std::string>& args) {
       continue;
     }
     if (a == "--one-way") { one_way = true; continue; }
+    if (a == "--mark-read") { o.mark_read = true; continue; }
     if (a == "--json-only") { o.json_only = true; continue; }
     CHAT_TRY(v, need());
     if (a == "--url") o.url = v;

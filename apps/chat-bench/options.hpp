@@ -32,6 +32,10 @@ struct Options {
   std::int64_t tick_us = 200;
   std::size_t window = 8;    ///< closed loop: messages in flight per sender
   bool both_directions = true;
+  /// dm / cluster: every receiver answers each message delivered with a markRead up to it, no
+  /// ack (what the web client does while the conversation is open): a synchronous store write
+  /// per message besides the appends.
+  bool mark_read = false;
   std::size_t text_bytes = 64;
   double duration_s = 10;
   double warmup_s = 2;

@@ -8,9 +8,12 @@
 // target: "the durable store sustains ≥ 100,000 messages/s with group commits".
 //
 //   chat-store-bench [--messages 1000000] [--producers 4] [--inflight 2048] [--conversations 1000]
-//                    [--text-bytes 64] [--max-batch 4096] [--summaries-every MS]
+//                    [--text-bytes 64] [--max-batch 4096] [--summaries-every MS] [--read-positions N]
 //                    [--dir DIR (default: a temp dir)]
 //
+// --read-positions N: N threads also move a read position each, one after the other (as a chat
+// client marks what it has seen read: a synchronous write, queued for the store's writer, which
+// also runs the index), and the run reports their rate and latency.
 // --summaries-every MS: a reader thread also asks for one user's conversation summaries (the
 // users list's query, which merges the unindexed messages in) every MS milliseconds while the
 // producers run, and the run reports their latency.
@@ -41,7 +44,8 @@ using Clock = std::chrono::steady_clock;
 
 struct Args {
   std::size_t messages = 1'000'000, producers = 4, inflight = 2048, conversations = 1000,
-              text_bytes = 64, max_batch = 4096, summaries_every_ms = 0;
+              text_bytes = 64, max_batch = 4096, summaries_every_ms = 0, read_positions = 0;
+  long min_index_run_us = -1;  // the store's default
   std::string dir;
 };
 
@@ -59,6 +63,8 @@ bool parse(int argc, char** argv, Args& a) {
     else if (k == "--text-bytes") { if (!num(a.text_bytes)) return false; }
     else if (k == "--max-batch") { if (!num(a.max_batch)) return false; }
     else if (k == "--summaries-every") { if (!num(a.summaries_every_ms)) return false; }
+    else if (k == "--read-positions") { if (!num(a.read_positions)) return false; }
+    else if (k == "--min-index-run-us") a.min_index_run_us = std::strtol(v.c_str(), nullptr, 10);
     else if (k == "--dir") a.dir = v;
     else return false;
   }
@@ -80,6 +86,7 @@ int main(int argc, char** argv) {
   if (!parse(argc, argv, a)) {
     std::fputs("usage: chat-store-bench [--messages N] [--producers P] [--inflight W] [--conversations C]\n"
                "                        [--text-bytes B] [--max-batch N] [--summaries-every MS]\n"
+               "                        [--read-positions N]\n"
                "                        [--dir DIR]\n", stderr);
     return 2;
   }
@@ -94,6 +101,7 @@ int main(int argc, char** argv) {
   so.path = (fs::path(a.dir) / "bench.db").string();
   so.max_batch = a.max_batch;
   so.max_pending_writes = std::max<std::size_t>(65536, a.producers * a.inflight);
+  if (a.min_index_run_us >= 0) so.min_index_run_us = static_cast<int>(a.min_index_run_us);
   auto opened = store::SqliteStore::open(so);
   if (!opened) {
     std::fprintf(stderr, "chat-store-bench: %s\n", opened.err().message.c_str());
@@ -126,6 +134,32 @@ int main(int argc, char** argv) {
         summaries_hist.record(
             std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count());
         if (!r) ++summaries_failed;
+      }
+    });
+  }
+  // The read positions: thread t marks conversation t's receiver's read up to its newest message
+  // (an id above every id: the store clamps it), once the conversation exists.
+  bench::Histogram marks_hist;
+  std::mutex marks_mu;
+  std::atomic<std::uint64_t> marks{0}, marks_failed{0};
+  std::vector<std::thread> markers;
+  for (std::size_t t = 0; t < a.read_positions; ++t) {
+    markers.emplace_back([&, t] {
+      const std::size_t c = t % a.conversations;
+      const std::string conversation = store::direct_conversation_id(users[2 * c], users[2 * c + 1]);
+      const std::string up_to(24, 'f');
+      while (producing.load(std::memory_order_relaxed)) {
+        const auto start = Clock::now();
+        auto r = st.mark_read(conversation, users[2 * c + 1], up_to);
+        const auto us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count();
+        if (!r && r.code() == errc::not_found) {  // no message in it yet
+          std::this_thread::sleep_for(std::chrono::milliseconds(1));
+          continue;
+        }
+        if (!r) ++marks_failed;
+        ++marks;
+        std::lock_guard lock(marks_mu);
+        marks_hist.record(us);
       }
     });
   }
@@ -170,6 +204,7 @@ int main(int argc, char** argv) {
   for (auto& t : threads) t.join();
   producing.store(false);
   if (reader.joinable()) reader.join();
+  for (auto& m : markers) m.join();
   const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
   const std::uint64_t commits = st.commits() - commits_before;
   st.flush();  // and everything in the main database
@@ -202,6 +237,15 @@ int main(int argc, char** argv) {
                 static_cast<long long>(summaries_hist.percentile(0.99)),
                 static_cast<long long>(summaries_hist.max()));
 
+  if (a.read_positions > 0)
+    std::printf("  read positions by %zu threads: %llu (%.0f/s, %llu failed), latency (us) p50 %lld  p99 %lld  max %lld\n",
+                a.read_positions, static_cast<unsigned long long>(marks.load()),
+                static_cast<double>(marks.load()) / secs,
+                static_cast<unsigned long long>(marks_failed.load()),
+                static_cast<long long>(marks_hist.percentile(0.5)),
+                static_cast<long long>(marks_hist.percentile(0.99)),
+                static_cast<long long>(marks_hist.max()));
+
   boost::json::object o;
   o["bench"] = "store";
   o["messages"] = a.messages;
@@ -220,6 +264,12 @@ int main(int argc, char** argv) {
   o["index_commits"] = index_commits;
   o["db_bytes"] = db_bytes;
   o["latency_us"] = all.summary_json();
+  if (a.read_positions > 0) {
+    o["read_positions"] = a.read_positions;
+    o["read_positions_done"] = marks.load();
+    o["read_positions_failed"] = marks_failed.load();
+    o["read_position_us"] = marks_hist.summary_json();
+  }
   if (a.summaries_every_ms > 0) {
     o["summaries_every_ms"] = a.summaries_every_ms;
     o["summaries_failed"] = summaries_failed;
@@ -228,5 +278,5 @@ int main(int argc, char** argv) {
   std::printf("RESULT %s\n", boost::json::serialize(o).c_str());
   opened.value().reset();
   if (temp) fs::remove_all(a.dir);
-  return failed.load() == 0 && summaries_failed == 0 ? 0 : 1;
+  return failed.load() == 0 && summaries_failed == 0 && marks_failed.load() == 0 ? 0 : 1;
 }

@@ -161,11 +161,13 @@ struct Lane {
 
   Histogram e2e, ack, lag, connect;
   std::string scratch;  ///< send_one's event text
+  std::string scratch_read;  ///< on_event's markRead text
   PayloadScanner scanner;
   ScannedEvent event;
   ScannedAck ack_scan;
   std::uint64_t sent = 0, sent_window = 0, acked = 0, acked_window = 0, delivered = 0,
-                delivered_window = 0, foreign = 0, bad_payload = 0, ack_lost = 0, pongs = 0;
+                delivered_window = 0, foreign = 0, bad_payload = 0, ack_lost = 0, pongs = 0,
+                mark_reads = 0, messages_read = 0;
   std::map<std::string, std::uint64_t> ack_errors, connect_errors, close_reasons;
 
   std::atomic<std::uint64_t> a_connect_done{0}, a_connected{0}, a_acked{0}, a_delivered{0},
@@ -244,6 +246,10 @@ class Worker final : public SioHandler {
       ++l.bad_payload;
       return;
     }
+    if (e.args >= 2 && e.name.is_string() && e.name.value == "messagesRead") {
+      ++l.messages_read;  // a peer's markRead done by the server
+      return;
+    }
     if (e.args < 2 || !e.name.is_string() || e.name.value != "newMessage") return;
     const std::int64_t now = now_ns();
     Id parsed{};
@@ -268,6 +274,13 @@ class Worker final : public SioHandler {
       return;
     }
     if (intended >= t_m0_) l.e2e.record((now - intended) / 1000);
+    if (o_.mark_read && !k.closed) {
+      std::string& ev = l.scratch_read;
+      ev.assign(R"(["markRead",{"peerId":")").append(k.peer_id).append(R"(","upTo":")");
+      ev.append(e.id.value).append(R"("}])");
+      c.emit(ev, false);
+      ++l.mark_reads;
+    }
   }
 
   void on_ack(SioConnection& c, std::uint64_t id, std::string_view args) override {
@@ -586,7 +599,8 @@ class Worker final : public SioHandler {
     Histogram e2e, ack, lag;
     std::map<std::string, std::uint64_t> ack_errors, close_reasons;
     std::uint64_t sent = 0, sent_window = 0, acked = 0, acked_window = 0, delivered = 0, delivered_window = 0,
-                  foreign = 0, bad = 0, lost = 0, pongs = 0, closed = 0;
+                  foreign = 0, bad = 0, lost = 0, pongs = 0, closed = 0, mark_reads = 0,
+                  messages_read = 0;
     for (auto& l : lanes_) {
       e2e.merge(l->e2e);
       ack.merge(l->ack);
@@ -603,6 +617,8 @@ class Worker final : public SioHandler {
       bad += l->bad_payload;
       lost += l->ack_lost;
       pongs += l->pongs;
+      mark_reads += l->mark_reads;
+      messages_read += l->messages_read;
       closed += l->a_closed.load();
     }
     done["sent"] = sent;
@@ -621,6 +637,8 @@ class Worker final : public SioHandler {
     done["disconnects"] = closed;
     done["close_reasons"] = counts_json(close_reasons);
     done["pongs"] = pongs;
+    done["mark_reads"] = mark_reads;
+    done["messages_read"] = messages_read;
     done["drain_ms"] = static_cast<double>(drained - t_end_) / 1e6;
     done["cpu_s"] = cpu_used;  // this process, from GO to the end of the drain
     done["elapsed_s"] = static_cast<double>(drained - t0_) / 1e9;

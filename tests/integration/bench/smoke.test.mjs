@@ -101,9 +101,10 @@ test('rest_probe.py: history reads, users lists, profile updates and read positi
   assert.match(JSON.stringify(self.body), /"bio":"probe \d+"/, 'the profile updates were written');
 });
 
-test('dm, open loop over 2 processes: the fixed rate is sent and fully delivered', async () => {
+test('dm, open loop over 2 processes, with read receipts: the fixed rate is sent and fully delivered', async () => {
   const r = await bench(['dm', '--url', srv.url, '--users', '10', '--users-file', usersFile, '--duration', '2',
-    '--warmup', '0.5', '--rate', '400', '--procs', '2', '--source-addrs', '127.0.0.1+2', '--json-only']);
+    '--warmup', '0.5', '--rate', '400', '--procs', '2', '--source-addrs', '127.0.0.1+2', '--json-only',
+    '--mark-read']);
   assert.equal(r.lines, 1, r.describe);
   assert.equal(r.code, 0, r.describe);
   const x = r.result;
@@ -117,6 +118,11 @@ test('dm, open loop over 2 processes: the fixed rate is sent and fully delivered
   assert.equal(x.missing, 0);
   assert.equal(x.duplicates, 0);
   assert.equal(x.delivered, x.acked);
+  // --mark-read: a markRead per message delivered; the server writes them (several waiting for
+  // one reader become one write) and tells each sender with messagesRead.
+  assert.equal(x.mark_read, true);
+  assert.equal(x.mark_reads, x.delivered);
+  assert.ok(x.messages_read > 0 && x.messages_read <= x.mark_reads, `messagesRead ${x.messages_read}`);
   checkLatency(x.latency_us.e2e, 'e2e');
   checkLatency(x.latency_us.send_lag, 'send_lag');
   assert.equal(x.ok, true);
