@@ -1339,9 +1339,7 @@ TEST_F(SqliteStoreTest, AnIndexTransactionStopsForWritesOnlyAfterItsMinimumRun) 
     EXPECT_EQ(store->unindexed_messages(), 0u);
     if (min_run_us == 0) EXPECT_GT(index_commits.load(), 1);
     else EXPECT_EQ(index_commits.load(), 1);
-    auto page = store->conversation_page(direct_conversation_id(alice_, bob_), "", 30000);
-    ASSERT_TRUE(page.ok());
-    EXPECT_EQ(ids_of(page->messages), ids_of(sent));
+    expect_page(*store, direct_conversation_id(alice_, bob_), "", 30000, sent, false);
   }
 }
 
