@@ -134,7 +134,7 @@ struct Realtime::Impl : std::enable_shared_from_this<Realtime::Impl> {
     messages_rejected = m.counter("chat_messages_rejected_total", "sendMessage events refused (validation, rate limit, busy)");
     reads_in = m.counter("chat_read_marks_received_total", "markRead events accepted (checked, queued to be written)");
     reads_written = m.counter("chat_read_positions_written_total",
-                              "Read positions written to the store (markRead events for one reader and peer waiting together are one)");
+                              "Read positions written to the store (markRead events for one reader and peer waiting together are one write)");
     fanout_latency = m.histogram("chat_message_fanout_seconds",
                                  "From a message's creation to its hand-off to local sockets and the bus (includes the durable write)",
                                  {0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5});
@@ -404,7 +404,6 @@ struct Realtime::Impl : std::enable_shared_from_this<Realtime::Impl> {
     requests.reserve(batch.size());
     for (const auto& [key, p] : batch) requests.push_back({key.first, key.second, p.up_to});
     auto results = chat.mark_read_many(requests);
-    reads_written.inc(static_cast<double>(batch.size()));
     for (std::size_t i = 0; i < batch.size(); ++i) {
       const auto& [key, p] = batch[i];
       const result<std::string>& r = results[i];
@@ -412,6 +411,7 @@ struct Realtime::Impl : std::enable_shared_from_this<Realtime::Impl> {
         for (const Ack& a : p.acks) ack_error(a, r.err().message, error_code_name(r.code()));
         continue;
       }
+      reads_written.inc();
       json::object body;
       body["by"] = key.first;
       body["upTo"] = r.value();
