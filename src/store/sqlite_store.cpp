@@ -1864,12 +1864,14 @@ namespace {
 /// unindexed ones, and the conversation's rows made here when only unindexed messages have it
 /// so far (the index inserts them then, or finds them). An appended message is in the backlog
 /// before its ack, so the clamp covers every message a client can have seen. (Under load this
-/// write waited for up to max_unindexed messages when it needed the index.)
-template <class Ends>
-result<std::string> mark_read_on(Conn& w, const Ends& backlog_ends, std::string_view conversation_id,
-                                 std::string_view user_id, std::string_view up_to_id) {
+/// write waited for up to max_unindexed messages when it needed the index.) `backlog_ends`: the
+/// conversation's oldest and newest unindexed messages (null if none), read on the writer
+/// thread, the only one that drops messages from the backlog.
+result<std::string> mark_read_on(Conn& w, const std::pair<MessagePtr, MessagePtr>& backlog_ends,
+                                 std::string_view conversation_id, std::string_view user_id,
+                                 std::string_view up_to_id) {
   if (up_to_id.empty()) return error{errc::invalid_argument, "read position is empty"};
-  const auto [oldest, newest] = backlog_ends(conversation_id);
+  const auto& [oldest, newest] = backlog_ends;
   const std::string_view newest_id = newest ? std::string_view(newest->id) : "";
   auto update = [&]() -> result<std::string> {
     Stmt s(w, kMarkRead);
@@ -1897,12 +1899,9 @@ result<std::string> SqliteStore::mark_read(std::string_view conversation_id,
                                            std::string_view user_id,
                                            std::string_view up_to_id) {
   if (up_to_id.empty()) return error{errc::invalid_argument, "read position is empty"};
-  Impl* impl = impl_.get();
-  return impl_->run_sync<std::string>(
-      [impl, conversation_id, user_id, up_to_id](Conn& w) -> result<std::string> {
-        return mark_read_on(w, [impl](std::string_view c) { return impl->backlog_ends(c); },
-                            conversation_id, user_id, up_to_id);
-      });
+  auto one = mark_read_many(
+      {ReadMark{std::string(conversation_id), std::string(user_id), std::string(up_to_id)}});
+  return std::move(one.front());
 }
 
 std::vector<result<std::string>> SqliteStore::mark_read_many(const std::vector<ReadMark>& marks) {
@@ -1913,8 +1912,8 @@ std::vector<result<std::string>> SqliteStore::mark_read_many(const std::vector<R
     Results out;
     out.reserve(marks.size());
     for (const ReadMark& m : marks) {
-      auto r = mark_read_on(w, [impl](std::string_view c) { return impl->backlog_ends(c); },
-                            m.conversation_id, m.user_id, m.up_to_id);
+      auto r = mark_read_on(w, impl->backlog_ends(m.conversation_id), m.conversation_id, m.user_id,
+                            m.up_to_id);
       // A mark of its own (not a member, empty) fails alone; the database's failure fails all
       // (the transaction is rolled back).
       if (!r && r.code() != errc::not_found && r.code() != errc::invalid_argument) return r.err();
