@@ -227,9 +227,8 @@ result<std::string> conversation_not_found(result<std::string> r) {
 
 result<std::string> ChatService::mark_read(std::string_view user_id, std::string_view peer_id,
                                            std::string_view up_to_id) {
-  auto mark = read_mark(store_, user_id, peer_id, up_to_id);
-  if (!mark) return mark.err();
-  return conversation_not_found(store_.mark_read(mark->conversation_id, mark->user_id, mark->up_to_id));
+  auto one = mark_read_many({{std::string(user_id), std::string(peer_id), std::string(up_to_id)}});
+  return std::move(one.front());
 }
 
 std::vector<result<std::string>> ChatService::mark_read_many(const std::vector<ReadRequest>& reads) {
