@@ -86,6 +86,24 @@ class SqliteStoreTest : public ::testing::Test {
     return open_store(opts);
   }
 
+  /// A store in `dir_/name` with alice as a user and `sent` (20,000 messages from bob to her)
+  /// journaled and not indexed, which its next flush indexes in one transaction unless a
+  /// synchronous write cuts it: the index-cut tests' start. `opts` gives the other options and
+  /// gets the path and the index settings used (to reopen the same store).
+  std::unique_ptr<SqliteStore> open_store_with_a_large_backlog(SqliteOptions& opts,
+                                                               const std::string& name,
+                                                               std::vector<Message>& sent) {
+    opts.path = (dir_.path() / name / "chat.sqlite").string();
+    opts.index_interval_ms = 600'000;
+    opts.index_batch = 100'000;
+    auto store = open_store(opts);
+    if (!store) return nullptr;
+    EXPECT_TRUE(store->create_user(make_user(alice_, "alice@example.com", "Alice")).ok());
+    for (int i = 0; i < 20000; ++i) sent.push_back(make_message(bob_, alice_, "m" + std::to_string(i)));
+    EXPECT_EQ(append_all_and_wait(*store, sent), 0u);
+    return store;
+  }
+
   TempDir dir_;
   const std::string alice_ = hex_id(1);
   const std::string bob_ = hex_id(2);
@@ -1228,15 +1246,10 @@ TEST_F(SqliteStoreTest, AWriteThatReadsNoMessageCutsALargeIndexTransactionShort)
   for (int round = 0; round < 3; ++round) {
     SCOPED_TRACE(round);
     SqliteOptions opts;
-    opts.path = (dir_.path() / ("cut" + std::to_string(round)) / "chat.sqlite").string();
-    opts.index_interval_ms = 600'000;
-    opts.index_batch = 100'000;
-    auto store = open_store(opts);
-    ASSERT_TRUE(store);
-    ASSERT_TRUE(store->create_user(make_user(alice_, "alice@example.com", "Alice")).ok());
     std::vector<Message> sent;
-    for (int i = 0; i < 20000; ++i) sent.push_back(make_message(bob_, alice_, "m" + std::to_string(i)));
-    ASSERT_EQ(append_all_and_wait(*store, sent), 0u);
+    auto store = open_store_with_a_large_backlog(opts, "cut" + std::to_string(round), sent);
+    ASSERT_TRUE(store);
+    ASSERT_EQ(store->unindexed_messages(), sent.size());
     std::thread flusher([&] { store->flush(); });  // indexes the 20,000 in one transaction
     std::this_thread::sleep_for(std::chrono::milliseconds(5 * round));  // into it, or not
     UserPatch bio;
@@ -1312,17 +1325,12 @@ TEST_F(SqliteStoreTest, AnIndexTransactionStopsForWritesOnlyAfterItsMinimumRun) 
     SCOPED_TRACE(min_run_us);
     std::atomic<int> index_commits{0};
     SqliteOptions opts;
-    opts.path = (dir_.path() / ("min-run" + std::to_string(min_run_us)) / "chat.sqlite").string();
-    opts.index_interval_ms = 600'000;
-    opts.index_batch = 100'000;
     opts.min_index_run_us = min_run_us;
     opts.after_index_commit = [&] { ++index_commits; };
-    auto store = open_store(opts);
-    ASSERT_TRUE(store);
-    ASSERT_TRUE(store->create_user(make_user(alice_, "alice@example.com", "Alice")).ok());
     std::vector<Message> sent;
-    for (int i = 0; i < 20000; ++i) sent.push_back(make_message(bob_, alice_, "m" + std::to_string(i)));
-    ASSERT_EQ(append_all_and_wait(*store, sent), 0u);
+    auto store = open_store_with_a_large_backlog(opts, "min-run" + std::to_string(min_run_us), sent);
+    ASSERT_TRUE(store);
+    ASSERT_EQ(store->unindexed_messages(), sent.size());
     std::atomic<bool> flushed{false};
     std::thread flusher([&] {
       store->flush();  // the 20,000 in one transaction, unless cut
