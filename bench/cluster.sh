@@ -37,6 +37,9 @@
 #        bench/sched_slice.py; an experiment, docs/PERFORMANCE.md "Sixteenth session"; needs
 #        Linux >= 6.12; default: the kernel's slice, which the script gives its own shell first,
 #        so that every process it starts has it),
+#        --mark-read (receivers send a markRead for every message delivered, as the web client
+#        does with the conversation open: chat-bench --mark-read; the report adds the markRead
+#        events chatd B received, the read positions it wrote and the messagesRead events back),
 #        --keep (keep the temp dir)
 # Binaries: $CHATD_BIN, $CHAT_WORKER_BIN, $CHAT_BENCH_BIN (default build/bin/*).
 # Services: scripts/services/{redis,kafka,ferretdb}.sh (scripts/install-services.sh installs them).
@@ -54,6 +57,7 @@ PIN=0
 DB_NICE=0
 SERVICE_SLICE=""
 KEEP=0
+MARK_READ=0
 RATES=""
 BATCH_MAX=""
 ARGS_GIVEN="$*"
@@ -71,8 +75,9 @@ while [ $# -gt 0 ]; do
     --pin) PIN=1 ;;
     --db-nice) DB_NICE="$2"; shift ;;
     --service-slice) SERVICE_SLICE="$2"; shift ;;
+    --mark-read) MARK_READ=1 ;;
     --keep) KEEP=1 ;;
-    -h|--help) sed -n '2,41p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,45p' "$0"; exit 0 ;;
     *) echo "cluster.sh: unknown flag $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -398,7 +403,9 @@ def phase_stats(work, phase):
           "b_bus_received": int(total(m1["b"], "chat_bus_received_total") - total(m0["b"], "chat_bus_received_total")),
           "bus_dropped": int(total(m1["a"], "chat_bus_dropped_total") + total(m1["b"], "chat_bus_dropped_total")),
           "kafka_errors": int(total(m1["a"], "chat_kafka_produce_errors_total")),
-          "a_unstored_end": int(total(m1["a"], "chat_cluster_unstored_messages"))}
+          "a_unstored_end": int(total(m1["a"], "chat_cluster_unstored_messages")),
+          "b_read_marks_received": int(total(m1["b"], "chat_read_marks_received_total") - total(m0["b"], "chat_read_marks_received_total")),
+          "b_read_positions_written": int(total(m1["b"], "chat_read_positions_written_total") - total(m0["b"], "chat_read_positions_written_total"))}
     for k in ("a_kafka_produce_ms", "a_fanout_ms", "a_claim_ms", "worker_db_write_ms"):
         st[k].pop("buckets", None)
     if not s0["metrics"].get("w") or not s1["metrics"].get("w"):  # the worker was stopped
@@ -483,6 +490,9 @@ def cmd_report(work, meta_json):
               f"Kafka produce→ack mean {kp.get('mean')} ms (p50 ≤ {kp.get('p50_le')}, p99 ≤ {kp.get('p99_le')}); "
               f"creation→fan-out mean {fo.get('mean')} ms (p99 ≤ {fo.get('p99_le')}); bus published {st['a_bus_published']}, "
               f"B received {st['b_bus_received']}, dropped {st['bus_dropped']}")
+        if r.get("mark_read"):
+            print(f"      markRead: sent {r.get('mark_reads', 0)}, chatd B received {st['b_read_marks_received']} and wrote "
+                  f"{st['b_read_positions_written']} positions, messagesRead back to the senders {r.get('messages_read', 0)}")
         if st["worker_written"] is None:
             print("      worker: stopped")
         else:
@@ -570,6 +580,7 @@ run_bench() {
 USERS_FILE="$WORK/users.txt"
 COMMON=(--url-a "http://127.0.0.1:$A_PORT" --url-b "http://127.0.0.1:$B_PORT" --users "$USERS" --users-file "$USERS_FILE"
         --warmup "$WARMUP" --signup-concurrency 8 --label chatd-cluster)
+[ "$MARK_READ" = 1 ] && COMMON+=(--mark-read)
 
 # ---- 1. maximum, 2. half ---------------------------------------------------------------------------
 run_bench max "${COMMON[@]}" --duration "$DURATION" --window "$WINDOW" --server-pid "$A_PID"

@@ -170,9 +170,9 @@ chat::result<void> open_cluster(const chat::config::Config& cfg, chat::metrics::
     if (!log) return error{log.code(), "kafka: " + log.err().message};
     b.log = std::move(log.value());
     cluster::ClusterStoreOptions copts;
-    copts.mark_read_known = [m = b.mongo.get()](std::string_view c, std::string_view u, std::string_view up,
-                                                std::string_view newest) {
-      return m->mark_read_known(c, u, up, newest);
+    copts.mark_read_known = [m = b.mongo.get()](const std::vector<store::ReadMark>& marks,
+                                                const std::vector<std::string>& newest_known) {
+      return m->mark_read_many_known(marks, newest_known);
     };
     b.cluster = std::make_unique<cluster::ClusterStore>(*b.mongo, *b.log, b.bus.get(), std::move(copts));
     b.description += " + kafka topic " + cfg.kafka_topic;

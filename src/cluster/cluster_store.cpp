@@ -152,20 +152,32 @@ std::string ClusterStore::newest_recent(std::string_view conversation_id) const 
 
 result<std::string> ClusterStore::mark_read(std::string_view conversation_id, std::string_view user_id,
                                             std::string_view up_to_id) {
-  if (!opts_.mark_read_known) return base_.mark_read(conversation_id, user_id, up_to_id);
-  std::string newest = newest_recent(conversation_id);
-  // A receiver marks read what it got in real time, possibly sent through another instance and
-  // not stored yet: an id from within the unstored window (and not from the future) may be the
-  // newest message. Older ids must be stored, and the database's clamp applies to them.
-  if (up_to_id.size() == 24 && up_to_id > newest) {
-    std::int64_t secs = 0;
-    auto [p, ec] = std::from_chars(up_to_id.data(), up_to_id.data() + 8, secs, 16);
-    const std::int64_t now_s = now_ms() / 1000;
-    if (ec == std::errc{} && p == up_to_id.data() + 8 && secs <= now_s + 1 &&
-        secs >= now_s - opts_.recent_window.count() / 1000)
-      newest = std::string(up_to_id);
+  return std::move(mark_read_many({{std::string(conversation_id), std::string(user_id),
+                                    std::string(up_to_id)}})
+                       .front());
+}
+
+std::vector<result<std::string>> ClusterStore::mark_read_many(const std::vector<store::ReadMark>& marks) {
+  if (!opts_.mark_read_known) return base_.mark_read_many(marks);
+  std::vector<std::string> newest_known;
+  newest_known.reserve(marks.size());
+  const std::int64_t now_s = now_ms() / 1000;
+  for (const store::ReadMark& m : marks) {
+    std::string newest = newest_recent(m.conversation_id);
+    // A receiver marks read what it got in real time, possibly sent through another instance
+    // and not stored yet: an id from within the unstored window (and not from the future) may
+    // be the newest message. Older ids must be stored, and the database's clamp applies to them.
+    const std::string_view up_to = m.up_to_id;
+    if (up_to.size() == 24 && up_to > newest) {
+      std::int64_t secs = 0;
+      auto [p, ec] = std::from_chars(up_to.data(), up_to.data() + 8, secs, 16);
+      if (ec == std::errc{} && p == up_to.data() + 8 && secs <= now_s + 1 &&
+          secs >= now_s - opts_.recent_window.count() / 1000)
+        newest = std::string(up_to);
+    }
+    newest_known.push_back(std::move(newest));
   }
-  return opts_.mark_read_known(conversation_id, user_id, up_to_id, newest);
+  return opts_.mark_read_known(marks, newest_known);
 }
 
 void ClusterStore::flush() {

@@ -31,10 +31,10 @@ struct ClusterStoreOptions {
   /// is given: long enough for any client retry, short enough that Redis holds only minutes of
   /// traffic (a key with its record is ~400 bytes).
   std::chrono::milliseconds idempotency_ttl{10 * 60 * 1000};
-  /// The database's mark_read with a clamp bound that includes messages not stored yet (see
-  /// MongoStore::mark_read_known); empty: the base store's mark_read.
-  std::function<result<std::string>(std::string_view conversation_id, std::string_view user_id,
-                                     std::string_view up_to_id, std::string_view newest_known)>
+  /// The database's mark_read_many with, per mark, a clamp bound that includes messages not
+  /// stored yet (see MongoStore::mark_read_many_known); empty: the base store's mark_read_many.
+  std::function<std::vector<result<std::string>>(const std::vector<store::ReadMark>& marks,
+                                                 const std::vector<std::string>& newest_known)>
       mark_read_known;
 };
 
@@ -77,8 +77,12 @@ class ClusterStore final : public store::Store {
   /// The database's page merged with this instance's acknowledged messages not stored yet.
   result<store::MessagePage> conversation_page(std::string_view conversation_id,
                                                std::string_view before_id, std::size_t limit) override;
+  /// mark_read_many() of one.
   result<std::string> mark_read(std::string_view conversation_id, std::string_view user_id,
                                 std::string_view up_to_id) override;
+  /// The positions written with mark_read_known, each clamped to the newest message stored or
+  /// acknowledged (here, or recently elsewhere: see the .cpp).
+  std::vector<result<std::string>> mark_read_many(const std::vector<store::ReadMark>& marks) override;
   void flush() override;
 
   std::size_t recent_size() const;

@@ -387,6 +387,7 @@ struct MongoStore::Impl {
   std::thread writer;
   std::atomic<std::size_t> pending{0};
   std::atomic<std::uint64_t> batches{0};
+  std::atomic<std::uint64_t> commands{0};  // started, counted by libmongoc's command monitoring
 
   ~Impl() {
     if (writer.joinable()) {
@@ -766,6 +767,16 @@ result<std::unique_ptr<MongoStore>> MongoStore::open(const MongoOptions& options
   mongoc_client_pool_set_appname(impl->pool, "chatd");
   mongoc_client_pool_max_size(impl->pool, static_cast<std::uint32_t>(
                                               std::min<std::size_t>(impl->opts.max_pool, 10000)));
+  // Command monitoring counts the round trips (commands(); handshakes and server monitoring are
+  // not commands). Set before any client leaves the pool, as libmongoc requires.
+  mongoc_apm_callbacks_t* apm = mongoc_apm_callbacks_new();
+  mongoc_apm_set_command_started_cb(apm, [](const mongoc_apm_command_started_t* event) {
+    static_cast<Impl*>(mongoc_apm_command_started_get_context(event))
+        ->commands.fetch_add(1, std::memory_order_relaxed);
+  });
+  const bool apm_set = mongoc_client_pool_set_apm_callbacks(impl->pool, apm, impl.get());
+  mongoc_apm_callbacks_destroy(apm);
+  if (!apm_set) return error{errc::internal, "MongoDB: cannot set command monitoring"};
 
   std::unique_ptr<MongoStore> store(new MongoStore(std::move(impl)));
   if (auto r = store->ping(); !r.ok()) return r.err();
@@ -789,6 +800,8 @@ std::size_t MongoStore::pending_writes() const {
 }
 
 std::uint64_t MongoStore::batches() const { return impl_->batches.load(std::memory_order_relaxed); }
+
+std::uint64_t MongoStore::commands() const { return impl_->commands.load(std::memory_order_relaxed); }
 
 result<void> MongoStore::ping() {
   Impl::Lease l(*impl_);
@@ -1024,48 +1037,146 @@ result<MessagePage> MongoStore::conversation_page(std::string_view conversation_
 
 result<std::string> MongoStore::mark_read(std::string_view conversation_id,
                                           std::string_view user_id, std::string_view up_to_id) {
-  return mark_read_known(conversation_id, user_id, up_to_id, {});
+  return std::move(mark_read_many_known({{std::string(conversation_id), std::string(user_id),
+                                          std::string(up_to_id)}},
+                                        {})
+                       .front());
 }
 
 result<std::string> MongoStore::mark_read_known(std::string_view conversation_id,
                                                 std::string_view user_id,
                                                 std::string_view up_to_id,
                                                 std::string_view newest_known) {
-  if (up_to_id.empty()) return error{errc::invalid_argument, "read position is empty"};
-  auto pair = parse_direct(conversation_id);
-  const std::string user = to_lower_ascii(user_id);
-  if (!pair || (user != pair->a && user != pair->b))
-    return error{errc::not_found, "not a member of the conversation"};
+  return std::move(mark_read_many_known({{std::string(conversation_id), std::string(user_id),
+                                          std::string(up_to_id)}},
+                                        {std::string(newest_known)})
+                       .front());
+}
+
+std::vector<result<std::string>> MongoStore::mark_read_many(const std::vector<ReadMark>& marks) {
+  return mark_read_many_known(marks, {});
+}
+
+std::vector<result<std::string>> MongoStore::mark_read_many_known(
+    const std::vector<ReadMark>& marks, const std::vector<std::string>& newest_known) {
+  std::vector<result<std::string>> out(marks.size(), error{errc::internal, "mark read: not written"});
+  if (marks.empty()) return out;
+  // Each valid mark's clamped position, by round: the n-th mark of a reader in a conversation
+  // goes in round n, so a round names each reads document once and a repeated reader sees its
+  // earlier mark applied first, as one mark_read after another would.
+  struct Target {
+    std::size_t index;  // into marks
+    std::string key;    // the reads document's _id
+    std::string conv, user, position;
+  };
+  std::vector<std::vector<Target>> rounds;
+  std::unordered_map<std::string, std::size_t> seen;  // key → marks of it so far
 
   Impl::Lease l(*impl_);
   auto messages = l.coll(kMessages);
-  auto newest = impl_->newest_message(messages.get(), *pair, true);
-  if (!newest.ok()) return newest.err();
-  std::string bound = *newest ? (*newest)->id : std::string();
-  const std::string known = to_lower_ascii(newest_known);
-  if (known > bound) bound = known;
-  // Membership is "the two users exchanged a message" (stored, or known to be on its way).
-  if (bound.empty()) return error{errc::not_found, "not a member of the conversation"};
-  const std::string target = std::min(to_lower_ascii(up_to_id), bound);
-  const std::string conv = "d:" + pair->a + ":" + pair->b;
+  for (std::size_t i = 0; i < marks.size(); ++i) {
+    const ReadMark& m = marks[i];
+    if (m.up_to_id.empty()) {
+      out[i] = error{errc::invalid_argument, "read position is empty"};
+      continue;
+    }
+    auto pair = parse_direct(m.conversation_id);
+    const std::string user = to_lower_ascii(m.user_id);
+    if (!pair || (user != pair->a && user != pair->b)) {
+      out[i] = error{errc::not_found, "not a member of the conversation"};
+      continue;
+    }
+    const std::string up_to = to_lower_ascii(m.up_to_id);
+    const std::string known = i < newest_known.size() ? to_lower_ascii(newest_known[i]) : std::string();
+    // The clamp bound is max(newest stored, newest known): when the known message is at or past
+    // up_to, the position is up_to whatever is stored, and no query is needed (a receiver
+    // marking what it was just delivered in cluster mode).
+    std::string bound = known;
+    if (known.empty() || known < up_to) {
+      auto newest = impl_->newest_message(messages.get(), *pair, true);
+      if (!newest.ok()) {
+        out[i] = newest.err();
+        continue;
+      }
+      if (*newest && (*newest)->id > bound) bound = (*newest)->id;
+    }
+    // Membership is "the two users exchanged a message" (stored, or known to be on its way).
+    if (bound.empty()) {
+      out[i] = error{errc::not_found, "not a member of the conversation"};
+      continue;
+    }
+    std::string conv = "d:" + pair->a + ":" + pair->b;
+    std::string key = read_key(conv, user);
+    const std::size_t round = seen[key]++;
+    if (round == rounds.size()) rounds.emplace_back();
+    rounds[round].push_back(Target{i, std::move(key), std::move(conv), user, std::min(up_to, bound)});
+  }
 
-  Bson query, update;
-  append_str(query.get(), "_id", read_key(conv, user));
-  bson_t max, soi;
-  BSON_APPEND_DOCUMENT_BEGIN(update.get(), "$max", &max);
-  append_str(&max, "lastReadId", target);  // string order = time order for lower-case ids
-  bson_append_document_end(update.get(), &max);
-  BSON_APPEND_DOCUMENT_BEGIN(update.get(), "$setOnInsert", &soi);
-  append_str(&soi, "conversationId", conv);
-  append_str(&soi, "userId", user);
-  bson_append_document_end(update.get(), &soi);
+  // Per round, one unordered bulk of upserts ($max: string order is time order for lower-case
+  // ids) and one find of the documents written: two round trips for any number of readers.
   auto reads = l.coll(kReads);
-  return find_and_modify(
-      reads.get(), query.get(), update.get(),
-      static_cast<mongoc_find_and_modify_flags_t>(MONGOC_FIND_AND_MODIFY_UPSERT |
-                                                  MONGOC_FIND_AND_MODIFY_RETURN_NEW),
-      "mark read", error{errc::internal, "mark read: no document in the reply"},
-      [](const bson_t* doc) -> result<std::string> { return get_str(doc, "lastReadId"); });
+  for (std::size_t r = 0; r < rounds.size(); ++r) {
+    std::vector<Target>& round = rounds[r];
+    auto fail_from_here = [&](const error& e) {
+      for (std::size_t later = r; later < rounds.size(); ++later)
+        for (const Target& t : rounds[later]) out[t.index] = e;
+    };
+    Bson bulk_opts;
+    BSON_APPEND_BOOL(bulk_opts.get(), "ordered", false);
+    Bulk bulk(mongoc_collection_create_bulk_operation_with_opts(reads.get(), bulk_opts.get()));
+    Bson upsert;
+    BSON_APPEND_BOOL(upsert.get(), "upsert", true);
+    bson_error_t e;
+    for (const Target& t : round) {
+      Bson selector, update;
+      append_str(selector.get(), "_id", t.key);
+      bson_t max, soi;
+      BSON_APPEND_DOCUMENT_BEGIN(update.get(), "$max", &max);
+      append_str(&max, "lastReadId", t.position);
+      bson_append_document_end(update.get(), &max);
+      BSON_APPEND_DOCUMENT_BEGIN(update.get(), "$setOnInsert", &soi);
+      append_str(&soi, "conversationId", t.conv);
+      append_str(&soi, "userId", t.user);
+      bson_append_document_end(update.get(), &soi);
+      if (!mongoc_bulk_operation_update_one_with_opts(bulk.get(), selector.get(), update.get(),
+                                                      upsert.get(), &e)) {
+        fail_from_here(map_error(e, "mark read"));
+        return out;
+      }
+    }
+    Bson reply;
+    if (!mongoc_bulk_operation_execute(bulk.get(), reply.get(), &e)) {
+      fail_from_here(map_error(e, "mark read"));
+      return out;
+    }
+    Bson filter, opts;
+    bson_t id, in;
+    BSON_APPEND_DOCUMENT_BEGIN(filter.get(), "_id", &id);
+    BSON_APPEND_ARRAY_BEGIN(&id, "$in", &in);
+    for (std::size_t k = 0; k < round.size(); ++k)
+      append_str(&in, std::to_string(k).c_str(), round[k].key);
+    bson_append_array_end(&id, &in);
+    bson_append_document_end(filter.get(), &id);
+    bson_t proj;
+    BSON_APPEND_DOCUMENT_BEGIN(opts.get(), "projection", &proj);
+    BSON_APPEND_INT32(&proj, "lastReadId", 1);
+    bson_append_document_end(opts.get(), &proj);
+    std::unordered_map<std::string, std::string> written;
+    auto found = Impl::find_each(reads.get(), filter.get(), opts.get(), "read the read positions written",
+                                 [&](const bson_t* d) { written[get_str(d, "_id")] = get_str(d, "lastReadId"); });
+    if (!found.ok()) {
+      fail_from_here(found.err());
+      return out;
+    }
+    for (const Target& t : round) {
+      auto it = written.find(t.key);
+      if (it == written.end() || it->second.empty())
+        out[t.index] = error{errc::internal, "mark read: the position written is not in the database"};
+      else
+        out[t.index] = it->second;
+    }
+  }
+  return out;
 }
 
 result<std::string> MongoStore::last_read(std::string_view conversation_id,

@@ -65,6 +65,14 @@ class MongoStore final : public Store {
   /// members). mark_read(c, u, id) is mark_read_known(c, u, id, "").
   result<std::string> mark_read_known(std::string_view conversation_id, std::string_view user_id,
                                       std::string_view up_to_id, std::string_view newest_known);
+  /// mark_read_known() for each of `marks` with newest_known[i] (absent or "": none), the results
+  /// in their order, as if made one after another. A mark whose newest_known is at or past its
+  /// up_to_id needs no query of the messages; the positions are then written in one bulk of
+  /// upserts and read back in one find (per repeat of a reader in the batch): two round trips
+  /// for a batch of distinct readers, where one mark_read each was one or two. A failed bulk
+  /// or read-back fails every mark not yet answered.
+  std::vector<result<std::string>> mark_read_many_known(const std::vector<ReadMark>& marks,
+                                                        const std::vector<std::string>& newest_known);
 
   result<User> create_user(const User& user) override;
   result<User> user_by_id(std::string_view id) override;
@@ -80,6 +88,8 @@ class MongoStore final : public Store {
 
   result<std::string> mark_read(std::string_view conversation_id, std::string_view user_id,
                                 std::string_view up_to_id) override;
+  /// mark_read_many_known(marks, {}).
+  std::vector<result<std::string>> mark_read_many(const std::vector<ReadMark>& marks) override;
   result<std::string> last_read(std::string_view conversation_id,
                                 std::string_view user_id) override;
   result<std::vector<ConversationSummary>> conversation_summaries(
@@ -99,6 +109,9 @@ class MongoStore final : public Store {
   std::size_t pending_writes() const;
   /// Bulk writes the writer thread sent since open().
   std::uint64_t batches() const;
+  /// Commands sent to the server since open(), from any thread: its round trips (libmongoc's
+  /// command monitoring; connection handshakes and server monitoring are not counted).
+  std::uint64_t commands() const;
   /// The database name in use (from the URI, "chat" by default).
   const std::string& database() const;
 

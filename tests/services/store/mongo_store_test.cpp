@@ -661,6 +661,45 @@ TEST_F(MongoStoreTest, MarkReadKnownCountsMessagesStillInFlight) {
   EXPECT_EQ(store->last_read("garbage", bob_).value(), "");
 }
 
+TEST_F(MongoStoreTest, ManyReadPositionsAreTwoRoundTrips) {
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  // 100 readers, each in a conversation whose newest message the cluster knows (in flight).
+  std::vector<ReadMark> marks;
+  std::vector<std::string> known;
+  std::vector<std::string> peers;
+  for (int i = 0; i < 100; ++i) {
+    peers.push_back(make_object_id(0x60000000u + static_cast<std::uint32_t>(i), 7));
+    known.push_back(new_object_id());
+    marks.push_back({direct_conversation_id(alice_, peers.back()), peers.back(), known.back()});
+  }
+  marks.push_back({direct_conversation_id(alice_, peers[0]), carol_, known[0]});  // not a member
+  known.push_back(known[0]);
+  const std::uint64_t before = store->commands();
+  auto r = store->mark_read_many_known(marks, known);
+  EXPECT_EQ(store->commands() - before, 2u) << "one bulk of upserts and one find";
+  ASSERT_EQ(r.size(), 101u);
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_TRUE(r[i].ok()) << i << ": " << r[i].err().message;
+    EXPECT_EQ(r[i].value(), known[i]);
+    EXPECT_EQ(store->last_read(marks[i].conversation_id, peers[i]).value(), known[i]);
+  }
+  EXPECT_EQ(r[100].code(), errc::not_found);
+
+  // The same reader twice in a batch: each result is its position after that mark (a second
+  // round of two round trips), and an older mark never moves a position back.
+  const std::string conv = marks[0].conversation_id;
+  const std::string older = make_object_id(1, 1);
+  const std::string newer = new_object_id();
+  const std::uint64_t again = store->commands();
+  auto twice = store->mark_read_many_known({{conv, peers[0], older}, {conv, peers[0], newer}},
+                                           {known[0], newer});
+  EXPECT_EQ(store->commands() - again, 4u);
+  ASSERT_TRUE(twice[0].ok() && twice[1].ok());
+  EXPECT_EQ(twice[0].value(), known[0]) << "not moved back";
+  EXPECT_EQ(twice[1].value(), newer);
+}
+
 // --- media ------------------------------------------------------------------------------------
 
 TEST_F(MongoStoreTest, MediaRoundTripsBinaryBytes) {

@@ -267,10 +267,10 @@ TEST(ClusterStore, MarkReadMayReachMessagesNotStoredYet) {
   ManualLog log;
   std::string seen_newest;
   ClusterStoreOptions opts;
-  opts.mark_read_known = [&](std::string_view, std::string_view, std::string_view up_to,
-                             std::string_view newest) -> result<std::string> {
-    seen_newest = std::string(newest);
-    return std::string(up_to);
+  opts.mark_read_known = [&](const std::vector<store::ReadMark>& marks,
+                             const std::vector<std::string>& newest) {
+    seen_newest = newest.at(0);
+    return std::vector<result<std::string>>{marks.at(0).up_to_id};
   };
   ClusterStore store(base, log, nullptr, opts);
   Captured c;
@@ -286,10 +286,10 @@ TEST(ClusterStore, MarkReadAcceptsARecentIdSentThroughAnotherInstanceButNotAFutu
   ManualLog log;
   std::string seen_newest = "unset";
   ClusterStoreOptions opts;
-  opts.mark_read_known = [&](std::string_view, std::string_view, std::string_view up_to,
-                             std::string_view newest) -> result<std::string> {
-    seen_newest = std::string(newest);
-    return std::string(up_to);
+  opts.mark_read_known = [&](const std::vector<store::ReadMark>& marks,
+                             const std::vector<std::string>& newest) {
+    seen_newest = newest.at(0);
+    return std::vector<result<std::string>>{marks.at(0).up_to_id};
   };
   ClusterStore store(base, log, nullptr, opts);
   const auto conv = store::direct_conversation_id(kAlice, kBob);
@@ -300,6 +300,36 @@ TEST(ClusterStore, MarkReadAcceptsARecentIdSentThroughAnotherInstanceButNotAFutu
   EXPECT_EQ(seen_newest, "") << "an id from the future must stay clamped by the database";
   ASSERT_TRUE(store.mark_read(conv, kBob, "000000010000000000000000").ok());
   EXPECT_EQ(seen_newest, "") << "an old id must already be stored";
+}
+
+TEST(ClusterStore, ManyReadPositionsAreOneCallWithEachMarksNewestKnownMessage) {
+  fakes::FakeStore base;
+  ManualLog log;
+  std::vector<std::vector<std::string>> calls;
+  ClusterStoreOptions opts;
+  opts.mark_read_known = [&](const std::vector<store::ReadMark>& marks,
+                             const std::vector<std::string>& newest) {
+    calls.push_back(newest);
+    std::vector<result<std::string>> out;
+    for (const auto& m : marks) out.emplace_back(m.up_to_id);
+    return out;
+  };
+  ClusterStore store(base, log, nullptr, opts);
+  Captured c;
+  store.append_message(message("x"), c.cb());  // alice → bob, acknowledged, not stored
+  log.ack_next();
+  const std::string stored = (*c.r)->message.id;
+  const auto ab = store::direct_conversation_id(kAlice, kBob);
+  const std::string carol = "cccccccccccccccccccccccc";
+  const auto other = store::direct_conversation_id(kAlice, carol);
+  const std::string recent = new_object_id();
+  auto r = store.mark_read_many({{ab, kBob, stored},
+                                 {other, carol, recent},
+                                 {other, carol, "000000010000000000000000"}});
+  ASSERT_EQ(calls.size(), 1u) << "one database call for the batch";
+  EXPECT_EQ(calls[0], (std::vector<std::string>{stored, recent, ""}));
+  ASSERT_EQ(r.size(), 3u);
+  EXPECT_EQ(r[1].value(), recent);
 }
 
 TEST(ClusterStore, TheWindowOfUnstoredMessagesIsBounded) {
