@@ -136,6 +136,7 @@ enum Q : int {
   kPageBefore,
   kMarkRead,
   kSummaries,
+  kUnreadInWindow,
   kMediaPut,
   kMediaGet,
   kLastRead,
@@ -208,6 +209,13 @@ constexpr std::array<const char*, kQueryCount> kSql = {
     " LEFT JOIN messages last ON last.id = (SELECT l.id FROM messages l"
     "   WHERE l.conversation_id = me.conversation_id ORDER BY l.id DESC LIMIT 1)"
     " WHERE me.user_id = ?1",
+    // The peer's (?4) messages after the read position (?2) among the newest ?3 of those up to
+    // ?5 (the newest a summary read): the main database's part of a window some of whose newest
+    // messages are not indexed yet.
+    "SELECT count(*) FROM messages u WHERE u.conversation_id = ?1 AND u.id <= ?5"
+    " AND u.id > max(?2, coalesce((SELECT w.id FROM messages w WHERE w.conversation_id = ?1"
+    "   AND w.id <= ?5 ORDER BY w.id DESC LIMIT 1 OFFSET ?3), ''))"
+    " AND u.sender_id = ?4",
     "INSERT INTO media (id, content_type, bytes, created_at) VALUES (?1, ?2, ?3, ?4)"
     " ON CONFLICT (id) DO UPDATE SET content_type = excluded.content_type,"
     " bytes = excluded.bytes, created_at = excluded.created_at",
@@ -1947,11 +1955,14 @@ result<std::vector<ConversationSummary>> SqliteStore::conversation_summaries(
   }
   // Each conversation's unindexed messages: a newer last message, more unread ones, or a
   // conversation the main database has no row of yet. Those newer than the main database's
-  // newest are counted: that skips any indexed between the two reads (it has them), and the
-  // sum stays exact while at most kUnreadWindow follow the read position (a lower bound
-  // otherwise, as the contract says). One exception, short-lived: a message whose id is
-  // older than one journaled before it (ids made on two I/O threads at once) and that is still
-  // unindexed while the newer one is indexed is not counted until it is indexed too.
+  // newest are counted: that skips any indexed between the two reads (it has them). The window
+  // is the newest kUnreadWindow of both parts: when n of them are unindexed, the main
+  // database's part is counted again over its newest kUnreadWindow - n (up to the newest it
+  // showed), so the count is the same before and after the index catches up (a lower bound when
+  // more than kUnreadWindow follow the read position, as the contract says). One exception,
+  // short-lived: a message whose id is older than one journaled before it (ids made on two I/O
+  // threads at once) and that is still unindexed while the newer one is indexed is not counted
+  // until it is indexed too.
   // By conversation id (views into `out`, which the reserve keeps in place): a user with many
   // conversations, many of them unindexed, is not a quadratic search.
   out.reserve(out.size() + unindexed.size());
@@ -1971,9 +1982,25 @@ result<std::vector<ConversationSummary>> SqliteStore::conversation_summaries(
     const std::string_view after =
         c->last_message && c->last_message->id > c->last_read_id ? std::string_view(c->last_message->id)
                                                                  : std::string_view(c->last_read_id);
-    std::size_t unread = 0;  // in the newest kUnreadWindow, all backlog_of_user copies
-    for (const MessagePtr& m : messages)
+    std::size_t newer = 0;   // past the main database's newest, either side
+    std::size_t unread = 0;  // of those, the peer's after the read position
+    for (const MessagePtr& m : messages) {  // the newest kUnreadWindow: backlog_of_user copies
+      if (!c->last_message || m->id > c->last_message->id) ++newer;
       if (m->sender_id == c->peer_id && m->id > after) ++unread;
+    }
+    if (newer > 0 && c->unread > 0 && c->last_message) {  // the main database's part, in the rest of the window
+      std::size_t in_rest = 0;
+      if (newer < kUnreadWindow) {
+        Stmt u(lease.conn(), kUnreadInWindow);
+        u.text(1, c->conversation_id).text(2, c->last_read_id)
+            .integer(3, static_cast<std::int64_t>(kUnreadWindow - newer))
+            .text(4, c->peer_id).text(5, c->last_message->id);
+        const int rc = u.step();
+        if (rc != SQLITE_ROW) return u.fail(rc, "count unread messages");
+        in_rest = static_cast<std::size_t>(std::max<std::int64_t>(u.col_int(0), 0));
+      }
+      c->unread = in_rest;
+    }
     c->unread = std::min(kUnreadWindow, c->unread + unread);
     if (!c->last_message || newest.id > c->last_message->id) c->last_message = newest;
   }

@@ -1629,6 +1629,44 @@ TEST_F(SqliteStoreTest, LongUnindexedBacklogsAreReadInPart) {
   check("indexed", 299);
 }
 
+// More than the window unread, the newest of it not indexed yet: the window is the newest
+// kUnreadWindow of both parts, so the count does not change when the index catches up (it fell
+// 1,000 → 990 when the main database's part was counted over a whole window of its own).
+TEST_F(SqliteStoreTest, TheUnreadWindowSpansTheIndexedAndUnindexedParts) {
+  auto store = open_store_indexing_on_demand();
+  ASSERT_TRUE(store);
+  std::vector<Message> bobs;
+  for (std::size_t i = 0; i < kUnreadWindow + 5; ++i) bobs.push_back(make_message(bob_, alice_, "b"));
+  ASSERT_EQ(append_all_and_wait(*store, bobs), 0u);
+  store->flush();
+  auto unread = [&] {
+    auto a = store->conversation_summaries(alice_);
+    EXPECT_TRUE(a.ok() && a->size() == 1u);
+    return a.ok() && !a->empty() ? a->front().unread : 0u;
+  };
+  EXPECT_EQ(unread(), kUnreadWindow);
+  // Ten of alice's own, unindexed: they take ten places of the window.
+  std::vector<Message> alices;
+  for (int i = 0; i < 10; ++i) alices.push_back(make_message(alice_, bob_, "a"));
+  ASSERT_EQ(append_all_and_wait(*store, alices), 0u);
+  ASSERT_EQ(store->unindexed_messages(), 10u);
+  EXPECT_EQ(unread(), kUnreadWindow - 10);
+  // Five more of bob's, unindexed: five places more, five unread more.
+  std::vector<Message> more;
+  for (int i = 0; i < 5; ++i) more.push_back(make_message(bob_, alice_, "b"));
+  ASSERT_EQ(append_all_and_wait(*store, more), 0u);
+  EXPECT_EQ(unread(), kUnreadWindow - 10);
+  store->flush();
+  ASSERT_EQ(store->unindexed_messages(), 0u);
+  EXPECT_EQ(unread(), kUnreadWindow - 10) << "the same once indexed";
+  // A read position inside the window: exact on either side of the index.
+  ASSERT_TRUE(store->mark_read(direct_conversation_id(alice_, bob_), alice_, bobs[bobs.size() - 3].id).ok());
+  ASSERT_EQ(append_all_and_wait(*store, {make_message(bob_, alice_, "b")}), 0u);
+  EXPECT_EQ(unread(), 2u + 5u + 1u);
+  store->flush();
+  EXPECT_EQ(unread(), 2u + 5u + 1u);
+}
+
 // Without readers the writer still indexes on its interval (the journal is then trimmed), and
 // a read behind a backlog spread over several index transactions gets all of it.
 TEST_F(SqliteStoreTest, IndexingRunsOnItsIntervalAndCatchesUpForAReader) {
