@@ -202,22 +202,6 @@ result<std::vector<UserView>> ChatService::users(std::string_view user_id) {
 
 namespace {
 
-/// The store's read mark for a markRead request, once checked (the peer exists).
-result<store::ReadMark> read_mark(store::Store& store, std::string_view user_id,
-                                  std::string_view peer_id, std::string_view up_to_id) {
-  if (!is_object_id(peer_id)) return error{errc::invalid_argument, "Invalid user id"};
-  if (!is_object_id(up_to_id)) return error{errc::invalid_argument, "upTo must be a message id"};
-  std::string peer = to_lower_ascii(peer_id);
-  if (peer == to_lower_ascii(user_id))
-    return error{errc::invalid_argument, "You cannot mark your own conversation as read"};
-  auto found = store.user_by_id(peer);
-  if (!found)
-    return found.code() == errc::not_found ? error{errc::not_found, "User not found"} : found.err();
-  // Ids are compared as strings by the store: only lower-case ones sort by time.
-  return store::ReadMark{store::direct_conversation_id(user_id, peer), std::string(user_id),
-                         to_lower_ascii(up_to_id)};
-}
-
 result<std::string> conversation_not_found(result<std::string> r) {
   if (!r && r.code() == errc::not_found) return error{errc::not_found, "Conversation not found"};
   return r;
@@ -231,12 +215,32 @@ result<std::string> ChatService::mark_read(std::string_view user_id, std::string
   return std::move(one.front());
 }
 
+result<store::ReadMark> ChatService::read_mark(std::string_view user_id, std::string_view peer_id,
+                                               std::string_view up_to_id) {
+  if (!is_object_id(peer_id)) return error{errc::invalid_argument, "Invalid user id"};
+  if (!is_object_id(up_to_id)) return error{errc::invalid_argument, "upTo must be a message id"};
+  std::string peer = to_lower_ascii(peer_id);
+  if (peer == to_lower_ascii(user_id))
+    return error{errc::invalid_argument, "You cannot mark your own conversation as read"};
+  // A peer this process has seen is not looked up again (in cluster mode each lookup is a
+  // database round trip, and a batch holds up to a thousand marks).
+  if (!known_user(peer)) {
+    auto found = store_.user_by_id(peer);
+    if (!found)
+      return found.code() == errc::not_found ? error{errc::not_found, "User not found"} : found.err();
+    remember_user(found->id);
+  }
+  // Ids are compared as strings by the store: only lower-case ones sort by time.
+  return store::ReadMark{store::direct_conversation_id(user_id, peer), std::string(user_id),
+                         to_lower_ascii(up_to_id)};
+}
+
 std::vector<result<std::string>> ChatService::mark_read_many(const std::vector<ReadRequest>& reads) {
   std::vector<result<std::string>> out(reads.size(), error{errc::internal, "not run"});
   std::vector<store::ReadMark> marks;
   std::vector<std::size_t> index_of;  // marks[i] answers reads[index_of[i]]
   for (std::size_t i = 0; i < reads.size(); ++i) {
-    auto mark = read_mark(store_, reads[i].user_id, reads[i].peer_id, reads[i].up_to_id);
+    auto mark = read_mark(reads[i].user_id, reads[i].peer_id, reads[i].up_to_id);
     if (!mark) {
       out[i] = mark.err();
       continue;

@@ -132,6 +132,9 @@ class ChatService {
   result<std::string> store_image(const Image& image);
   void append(SendInput&& in, std::string image_url, SendCallback&& done);
   bool known_user(std::string_view id) const;
+  /// The store's read mark for a markRead request, once checked (the peer exists).
+  result<store::ReadMark> read_mark(std::string_view user_id, std::string_view peer_id,
+                                    std::string_view up_to_id);
   void remember_user(const std::string& id) const;
   void validate_picture(std::string& url, std::optional<Image>& picture, Validation& v,
                         const char* field) const;

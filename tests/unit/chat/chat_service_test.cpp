@@ -768,6 +768,30 @@ TEST_F(ChatServiceTest, MarkReadValidatesThePeerAndTheMessageId) {
   EXPECT_EQ(service_.users(alice.id)->front().unread, 1u);
 }
 
+// A peer the service has seen (here: as the receiver of a message) is not looked up in the store
+// again: in cluster mode every lookup is a database round trip. Deleting users from the store,
+// which the product never does, shows it: the marks still reach the store.
+TEST_F(ChatServiceTest, MarkReadLooksUpAPeerOnlyUntilTheServiceKnowsIt) {
+  store::User alice = insert_user("alice"), bob = insert_user("bob"), carol = insert_user("carol");
+  auto to_bob = send(text_message(alice, bob, "hi"));  // bob known from now on
+  ASSERT_TRUE(to_bob.ok());
+  auto to_alice = send(text_message(bob, alice, "hey"));  // alice too
+  ASSERT_TRUE(to_alice.ok());
+  auto from_carol = send(text_message(carol, alice, "yo"));  // carol only sent: not known
+  ASSERT_TRUE(from_carol.ok());
+  for (const auto& u : {alice, bob, carol}) ASSERT_TRUE(store_.delete_user(u.id));
+  auto r = service_.mark_read_many({{alice.id, bob.id, to_alice->message.id},
+                                    {bob.id, alice.id, to_bob->message.id},
+                                    {alice.id, carol.id, from_carol->message.id}});
+  ASSERT_EQ(r.size(), 3u);
+  ASSERT_TRUE(r[0].ok()) << r[0].err().message;
+  EXPECT_EQ(r[0].value(), to_alice->message.id);
+  ASSERT_TRUE(r[1].ok()) << r[1].err().message;
+  EXPECT_EQ(r[1].value(), to_bob->message.id);
+  ASSERT_FALSE(r[2].ok()) << "a peer never seen is looked up";
+  EXPECT_EQ(r[2].err().message, "User not found");
+}
+
 TEST_F(ChatServiceTest, MarkReadMovesTheReadPositionForwardOnly) {
   store::User alice = insert_user("alice"), bob = insert_user("bob");
   std::vector<std::string> ids;
