@@ -100,6 +100,10 @@ using Collection = std::unique_ptr<mongoc_collection_t, CollectionDel>;
 using Cursor = std::unique_ptr<mongoc_cursor_t, CursorDel>;
 using Bulk = std::unique_ptr<mongoc_bulk_operation_t, BulkDel>;
 using FamOpts = std::unique_ptr<mongoc_find_and_modify_opts_t, FamOptsDel>;
+struct ReadPrefsDel {
+  void operator()(mongoc_read_prefs_t* p) const { mongoc_read_prefs_destroy(p); }
+};
+using ReadPrefs = std::unique_ptr<mongoc_read_prefs_t, ReadPrefsDel>;
 
 // Server error codes that mean "not reachable / not primary now": retry later.
 bool is_transient_server_code(std::uint32_t code) {
@@ -236,6 +240,45 @@ std::string get_str(const bson_t* doc, const char* key) {
     default:
       return {};
   }
+}
+
+// Why a bulk failed: the single operations that did (their index in the bulk; the others were
+// written), and whether the whole bulk is in doubt (no answer, a write concern error, or a
+// failure that names no operation).
+struct WriteError {
+  std::size_t index;
+  std::int64_t code;
+  std::string message;
+};
+struct BulkFailure {
+  std::vector<WriteError> writes;
+  bool whole = true;
+};
+BulkFailure bulk_failure(const bson_t* reply, std::size_t bulk_size) {
+  BulkFailure out;
+  bson_iter_t it, arr;
+  if (bson_iter_init_find(&it, reply, "writeErrors") && BSON_ITER_HOLDS_ARRAY(&it) &&
+      bson_iter_recurse(&it, &arr)) {
+    while (bson_iter_next(&arr)) {
+      bson_t item;
+      std::uint32_t len = 0;
+      const std::uint8_t* data = nullptr;
+      if (!BSON_ITER_HOLDS_DOCUMENT(&arr)) continue;
+      bson_iter_document(&arr, &len, &data);
+      if (!bson_init_static(&item, data, len)) continue;
+      bson_iter_t f;
+      std::int64_t index = -1, code = 0;
+      if (bson_iter_init_find(&f, &item, "index")) index = bson_iter_as_int64(&f);
+      if (bson_iter_init_find(&f, &item, "code")) code = bson_iter_as_int64(&f);
+      if (index < 0 || static_cast<std::size_t>(index) >= bulk_size) continue;
+      out.writes.push_back({static_cast<std::size_t>(index), code, get_str(&item, "errmsg")});
+    }
+  }
+  const bool wc_error = bson_iter_init_find(&it, reply, "writeConcernErrors") &&
+                        BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &arr) &&
+                        bson_iter_next(&arr);
+  out.whole = out.writes.empty() || wc_error;
+  return out;
 }
 
 std::int64_t get_ms(const bson_t* doc, const char* key) {
@@ -424,8 +467,9 @@ struct MongoStore::Impl {
   // Runs find() and calls `each(doc)` per document.
   template <class F>
   static result<void> find_each(mongoc_collection_t* coll, const bson_t* filter,
-                                const bson_t* opts, std::string_view what, F&& each) {
-    Cursor cur(mongoc_collection_find_with_opts(coll, filter, opts, nullptr));
+                                const bson_t* opts, std::string_view what, F&& each,
+                                const mongoc_read_prefs_t* prefs = nullptr) {
+    Cursor cur(mongoc_collection_find_with_opts(coll, filter, opts, prefs));
     const bson_t* doc = nullptr;
     while (mongoc_cursor_next(cur.get(), &doc)) each(doc);
     bson_error_t e;
@@ -682,34 +726,14 @@ struct MongoStore::Impl {
         batches.fetch_add(1, std::memory_order_relaxed);
         if (!ok) {
           // Per-message failures come as writeErrors; anything else failed the whole bulk.
-          bool per_message = false;
-          bson_iter_t it, arr;
-          if (bson_iter_init_find(&it, reply.get(), "writeErrors") && BSON_ITER_HOLDS_ARRAY(&it) &&
-              bson_iter_recurse(&it, &arr)) {
-            while (bson_iter_next(&arr)) {
-              bson_t item;
-              std::uint32_t len = 0;
-              const std::uint8_t* data = nullptr;
-              if (!BSON_ITER_HOLDS_DOCUMENT(&arr)) continue;
-              bson_iter_document(&arr, &len, &data);
-              if (!bson_init_static(&item, data, len)) continue;
-              bson_iter_t f;
-              std::int64_t index = -1, code = 0;
-              if (bson_iter_init_find(&f, &item, "index")) index = bson_iter_as_int64(&f);
-              if (bson_iter_init_find(&f, &item, "code")) code = bson_iter_as_int64(&f);
-              if (index < 0 || static_cast<std::size_t>(index) >= bulk_index.size()) continue;
-              per_message = true;
-              const std::string msg = get_str(&item, "errmsg");
-              // The only unique index on messages is _id: a caller reused an id.
-              res[bulk_index[index]] =
-                  code == 11000 ? error{errc::internal, "message id already exists: " + msg}
-                                : error{errc::internal, "insert message: " + msg};
-            }
+          const BulkFailure failure = bulk_failure(reply.get(), bulk_index.size());
+          for (const WriteError& w : failure.writes) {
+            // The only unique index on messages is _id: a caller reused an id.
+            res[bulk_index[w.index]] =
+                w.code == 11000 ? error{errc::internal, "message id already exists: " + w.message}
+                                : error{errc::internal, "insert message: " + w.message};
           }
-          const bool wc_error = bson_iter_init_find(&it, reply.get(), "writeConcernErrors") &&
-                                BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &arr) &&
-                                bson_iter_next(&arr);
-          if (!per_message || wc_error) {
+          if (failure.whole) {
             const error whole = map_error(e, "write messages");
             for (std::size_t i : bulk_index)
               if (!res[i]) res[i] = whole;
@@ -769,14 +793,16 @@ result<std::unique_ptr<MongoStore>> MongoStore::open(const MongoOptions& options
                                               std::min<std::size_t>(impl->opts.max_pool, 10000)));
   // Command monitoring counts the round trips (commands(); handshakes and server monitoring are
   // not commands). Set before any client leaves the pool, as libmongoc requires.
-  mongoc_apm_callbacks_t* apm = mongoc_apm_callbacks_new();
-  mongoc_apm_set_command_started_cb(apm, [](const mongoc_apm_command_started_t* event) {
-    static_cast<Impl*>(mongoc_apm_command_started_get_context(event))
-        ->commands.fetch_add(1, std::memory_order_relaxed);
-  });
-  const bool apm_set = mongoc_client_pool_set_apm_callbacks(impl->pool, apm, impl.get());
-  mongoc_apm_callbacks_destroy(apm);
-  if (!apm_set) return error{errc::internal, "MongoDB: cannot set command monitoring"};
+  if (impl->opts.count_commands) {
+    mongoc_apm_callbacks_t* apm = mongoc_apm_callbacks_new();
+    mongoc_apm_set_command_started_cb(apm, [](const mongoc_apm_command_started_t* event) {
+      static_cast<Impl*>(mongoc_apm_command_started_get_context(event))
+          ->commands.fetch_add(1, std::memory_order_relaxed);
+    });
+    const bool apm_set = mongoc_client_pool_set_apm_callbacks(impl->pool, apm, impl.get());
+    mongoc_apm_callbacks_destroy(apm);
+    if (!apm_set) return error{errc::internal, "MongoDB: cannot set command monitoring"};
+  }
 
   std::unique_ptr<MongoStore> store(new MongoStore(std::move(impl)));
   if (auto r = store->ping(); !r.ok()) return r.err();
@@ -1113,45 +1139,66 @@ std::vector<result<std::string>> MongoStore::mark_read_many_known(
   }
 
   // Per round, one unordered bulk of upserts ($max: string order is time order for lower-case
-  // ids) and one find of the documents written: two round trips for any number of readers.
+  // ids) and one find of the documents written (all in its first reply), on the primary: two
+  // round trips per round. The updates are idempotent: an update that lost a race for a
+  // new document (duplicate key: another instance inserted it) and a bulk that got no answer
+  // are sent once more.
   auto reads = l.coll(kReads);
+  Bson upsert;
+  BSON_APPEND_BOOL(upsert.get(), "upsert", true);
+  const ReadPrefs primary(mongoc_read_prefs_new(MONGOC_READ_PRIMARY));
   for (std::size_t r = 0; r < rounds.size(); ++r) {
     std::vector<Target>& round = rounds[r];
     auto fail_from_here = [&](const error& e) {
       for (std::size_t later = r; later < rounds.size(); ++later)
         for (const Target& t : rounds[later]) out[t.index] = e;
     };
-    Bson bulk_opts;
-    BSON_APPEND_BOOL(bulk_opts.get(), "ordered", false);
-    Bulk bulk(mongoc_collection_create_bulk_operation_with_opts(reads.get(), bulk_opts.get()));
-    Bson upsert;
-    BSON_APPEND_BOOL(upsert.get(), "upsert", true);
-    bson_error_t e;
-    for (const Target& t : round) {
-      Bson selector, update;
-      append_str(selector.get(), "_id", t.key);
-      bson_t max, soi;
-      BSON_APPEND_DOCUMENT_BEGIN(update.get(), "$max", &max);
-      append_str(&max, "lastReadId", t.position);
-      bson_append_document_end(update.get(), &max);
-      BSON_APPEND_DOCUMENT_BEGIN(update.get(), "$setOnInsert", &soi);
-      append_str(&soi, "conversationId", t.conv);
-      append_str(&soi, "userId", t.user);
-      bson_append_document_end(update.get(), &soi);
-      // An update of many by _id is an update of one; FerretDB 1.24 needs it: an update of one
-      // keeps its query's cursor open until the whole command ends, and a command of several
-      // that match stored documents waits on its own cursors (no answer for 10 s, its busy
-      // timeout), where "many" reads each cursor to its end.
-      if (!mongoc_bulk_operation_update_many_with_opts(bulk.get(), selector.get(), update.get(),
-                                                       upsert.get(), &e)) {
-        fail_from_here(map_error(e, "mark read"));
+    std::vector<const Target*> pending;
+    for (const Target& t : round) pending.push_back(&t);
+    std::unordered_map<const Target*, error> failed;  // updates refused one by one
+    for (int attempt = 0; attempt < 2 && !pending.empty(); ++attempt) {
+      Bson bulk_opts;
+      BSON_APPEND_BOOL(bulk_opts.get(), "ordered", false);
+      Bulk bulk(mongoc_collection_create_bulk_operation_with_opts(reads.get(), bulk_opts.get()));
+      bson_error_t e;
+      for (const Target* t : pending) {
+        Bson selector, update;
+        append_str(selector.get(), "_id", t->key);
+        bson_t max, soi;
+        BSON_APPEND_DOCUMENT_BEGIN(update.get(), "$max", &max);
+        append_str(&max, "lastReadId", t->position);
+        bson_append_document_end(update.get(), &max);
+        BSON_APPEND_DOCUMENT_BEGIN(update.get(), "$setOnInsert", &soi);
+        append_str(&soi, "conversationId", t->conv);
+        append_str(&soi, "userId", t->user);
+        bson_append_document_end(update.get(), &soi);
+        // An update of many by _id is an update of one; FerretDB 1.24 needs it: an update of
+        // one keeps its query's cursor open until the whole command ends, and a command of
+        // several that match stored documents waits on its own cursors (no answer for 10 s,
+        // its busy timeout), where "many" reads each cursor to its end.
+        if (!mongoc_bulk_operation_update_many_with_opts(bulk.get(), selector.get(), update.get(),
+                                                         upsert.get(), &e)) {
+          fail_from_here(map_error(e, "mark read"));
+          return out;
+        }
+      }
+      Bson reply;
+      if (mongoc_bulk_operation_execute(bulk.get(), reply.get(), &e)) break;
+      const BulkFailure failure = bulk_failure(reply.get(), pending.size());
+      if (failure.whole) {
+        const error whole = map_error(e, "mark read");
+        if (whole.code == errc::unavailable && attempt == 0) continue;
+        fail_from_here(whole);
         return out;
       }
-    }
-    Bson reply;
-    if (!mongoc_bulk_operation_execute(bulk.get(), reply.get(), &e)) {
-      fail_from_here(map_error(e, "mark read"));
-      return out;
+      std::vector<const Target*> again;
+      for (const WriteError& w : failure.writes) {
+        if (w.code == 11000 && attempt == 0)
+          again.push_back(pending[w.index]);
+        else
+          failed.insert_or_assign(pending[w.index], error{errc::internal, "mark read: " + w.message});
+      }
+      pending = std::move(again);
     }
     Bson filter, opts;
     bson_t id, in;
@@ -1165,14 +1212,24 @@ std::vector<result<std::string>> MongoStore::mark_read_many_known(
     BSON_APPEND_DOCUMENT_BEGIN(opts.get(), "projection", &proj);
     BSON_APPEND_INT32(&proj, "lastReadId", 1);
     bson_append_document_end(opts.get(), &proj);
+    // All in the first reply (a find's first batch is 101 documents by default).
+    BSON_APPEND_INT64(opts.get(), "limit", static_cast<std::int64_t>(round.size()));
+    BSON_APPEND_INT64(opts.get(), "batchSize", static_cast<std::int64_t>(round.size()));
+    BSON_APPEND_BOOL(opts.get(), "singleBatch", true);
     std::unordered_map<std::string, std::string> written;
-    auto found = Impl::find_each(reads.get(), filter.get(), opts.get(), "read the read positions written",
-                                 [&](const bson_t* d) { written[get_str(d, "_id")] = get_str(d, "lastReadId"); });
+    auto found = Impl::find_each(
+        reads.get(), filter.get(), opts.get(), "read the read positions written",
+        [&](const bson_t* d) { written[get_str(d, "_id")] = get_str(d, "lastReadId"); },
+        primary.get());
     if (!found.ok()) {
       fail_from_here(found.err());
       return out;
     }
     for (const Target& t : round) {
+      if (auto f = failed.find(&t); f != failed.end()) {
+        out[t.index] = f->second;
+        continue;
+      }
       auto it = written.find(t.key);
       if (it == written.end() || it->second.empty())
         out[t.index] = error{errc::internal, "mark read: the position written is not in the database"};

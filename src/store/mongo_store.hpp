@@ -21,6 +21,9 @@ struct MongoOptions {
   std::string uri;
   std::size_t max_pool = 16;          ///< pooled connections at most (callers beyond wait)
   std::size_t writer_queue = 100000;  ///< append_message() jobs queued at most (beyond → unavailable)
+  /// Count the commands sent (commands()): a diagnostic, off by default, since libmongoc's
+  /// command monitoring copies every bulk's documents into its event.
+  bool count_commands = false;
 };
 
 /// Store on MongoDB. Thread-safety: every method may be called concurrently from any thread
@@ -68,9 +71,11 @@ class MongoStore final : public Store {
   /// mark_read_known() for each of `marks` with newest_known[i] (absent or "": none), the results
   /// in their order, as if made one after another. A mark whose newest_known is at or past its
   /// up_to_id needs no query of the messages; the positions are then written in one bulk of
-  /// upserts and read back in one find (per repeat of a reader in the batch): two round trips
-  /// for a batch of distinct readers, where one mark_read each was one or two. A failed bulk
-  /// or read-back fails every mark not yet answered.
+  /// upserts and read back in one find on the primary (per repeat of a reader in the batch):
+  /// two round trips for a batch of distinct readers, where one mark_read each was one or two.
+  /// An update refused alone fails its mark alone (a duplicate key, lost to another instance's
+  /// insert of the same new document, is sent once more); a bulk without an answer is sent once
+  /// more, then fails every mark not yet answered, as a failed read-back does.
   std::vector<result<std::string>> mark_read_many_known(const std::vector<ReadMark>& marks,
                                                         const std::vector<std::string>& newest_known);
 
@@ -110,7 +115,8 @@ class MongoStore final : public Store {
   /// Bulk writes the writer thread sent since open().
   std::uint64_t batches() const;
   /// Commands sent to the server since open(), from any thread: its round trips (libmongoc's
-  /// command monitoring; connection handshakes and server monitoring are not counted).
+  /// command monitoring; connection handshakes and server monitoring are not counted). 0 unless
+  /// MongoOptions::count_commands.
   std::uint64_t commands() const;
   /// The database name in use (from the URI, "chat" by default).
   const std::string& database() const;

@@ -662,13 +662,16 @@ TEST_F(MongoStoreTest, MarkReadKnownCountsMessagesStillInFlight) {
 }
 
 TEST_F(MongoStoreTest, ManyReadPositionsAreTwoRoundTrips) {
-  auto store = open_store();
+  MongoOptions counting;
+  counting.count_commands = true;
+  auto store = open_store(counting);
   ASSERT_TRUE(store);
-  // 100 readers, each in a conversation whose newest message the cluster knows (in flight).
+  // 200 readers (more than a find's default first batch of 101), each in a conversation whose newest message the cluster knows (in flight).
+  constexpr int kReaders = 200;
   std::vector<ReadMark> marks;
   std::vector<std::string> known;
   std::vector<std::string> peers;
-  for (int i = 0; i < 100; ++i) {
+  for (int i = 0; i < kReaders; ++i) {
     peers.push_back(make_object_id(0x60000000u + static_cast<std::uint32_t>(i), 7));
     known.push_back(new_object_id());
     marks.push_back({direct_conversation_id(alice_, peers.back()), peers.back(), known.back()});
@@ -678,28 +681,28 @@ TEST_F(MongoStoreTest, ManyReadPositionsAreTwoRoundTrips) {
   const std::uint64_t before = store->commands();
   auto r = store->mark_read_many_known(marks, known);
   EXPECT_EQ(store->commands() - before, 2u) << "one bulk of upserts and one find";
-  ASSERT_EQ(r.size(), 101u);
-  for (int i = 0; i < 100; ++i) {
+  ASSERT_EQ(r.size(), kReaders + 1u);
+  for (int i = 0; i < kReaders; ++i) {
     ASSERT_TRUE(r[i].ok()) << i << ": " << r[i].err().message;
     EXPECT_EQ(r[i].value(), known[i]);
     EXPECT_EQ(store->last_read(marks[i].conversation_id, peers[i]).value(), known[i]);
   }
-  EXPECT_EQ(r[100].code(), errc::not_found);
+  EXPECT_EQ(r[kReaders].code(), errc::not_found);
 
   // The same readers further: a bulk that updates stored documents (FerretDB 1.24 does not
   // answer one of several updates of one that match documents: see mark_read_many_known).
   marks.pop_back();
   known.pop_back();
-  for (int i = 0; i < 100; ++i) marks[i].up_to_id = known[i] = new_object_id();
+  for (int i = 0; i < kReaders; ++i) marks[i].up_to_id = known[i] = new_object_id();
   const std::uint64_t further = store->commands();
   r = store->mark_read_many_known(marks, known);
   EXPECT_EQ(store->commands() - further, 2u);
-  ASSERT_EQ(r.size(), 100u);
-  for (int i = 0; i < 100; ++i) {
+  ASSERT_EQ(r.size(), static_cast<std::size_t>(kReaders));
+  for (int i = 0; i < kReaders; ++i) {
     ASSERT_TRUE(r[i].ok()) << i << ": " << r[i].err().message;
     EXPECT_EQ(r[i].value(), known[i]);
   }
-  EXPECT_EQ(store->last_read(marks[99].conversation_id, peers[99]).value(), known[99]);
+  EXPECT_EQ(store->last_read(marks.back().conversation_id, peers.back()).value(), known.back());
 
   // The same reader twice in a batch: each result is its position after that mark (a second
   // round of two round trips), and an older mark never moves a position back.
