@@ -177,7 +177,10 @@ std::vector<result<std::string>> ClusterStore::mark_read_many(const std::vector<
     }
     newest_known.push_back(std::move(newest));
   }
-  return opts_.mark_read_known(marks, newest_known);
+  auto out = opts_.mark_read_known(marks, newest_known);
+  if (out.size() != marks.size())  // one result per mark, whatever the function returned
+    out.resize(marks.size(), error{errc::internal, "mark read: no result"});
+  return out;
 }
 
 void ClusterStore::flush() {
