@@ -1174,8 +1174,9 @@ std::vector<result<std::string>> MongoStore::mark_read_many_known(
         bson_append_document_end(update.get(), &soi);
         // An update of many by _id is an update of one; FerretDB 1.24 needs it: an update of
         // one keeps its query's cursor open until the whole command ends, and a command of
-        // several that match stored documents waits on its own cursors (no answer for 10 s,
-        // its busy timeout), where "many" reads each cursor to its end.
+        // about a hundred that match stored documents waits on its own cursors (no answer for
+        // 10 s, its busy timeout; 85 were answered, 100 not), where "many" reads each cursor
+        // to its end.
         if (!mongoc_bulk_operation_update_many_with_opts(bulk.get(), selector.get(), update.get(),
                                                          upsert.get(), &e)) {
           fail_from_here(map_error(e, "mark read"));

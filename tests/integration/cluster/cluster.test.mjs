@@ -194,6 +194,54 @@ describe('three instances behind nginx', () => {
     await until(() => a3.rec.values('messagesRead').some((x) => x.by === bob.user._id && x.upTo === r.message._id));
   });
 
+  test('read receipts in bursts from readers on every instance: each newest position is written', async () => {
+    // Two readers per instance, each with a read position already stored, mark every message
+    // of a burst (no ack, as the web client does), then the newest with an ack: chatd writes
+    // each instance's waiting readers together, one bulk of updates per batch, and the newest
+    // position of each reaches the database, its ack and the sender.
+    const ws = { transports: ['websocket'] };
+    const pairs = [];
+    for (let i = 0; i < 6; i++) {
+      const reader = await user(`Reader ${i}`, i % 3);
+      const sender = await user(`Sender ${i}`, (i + 1) % 3);
+      pairs.push({
+        reader,
+        sender,
+        rc: await connectAs(chatd[i % 3].url, reader.token, { events: EVENTS, opts: ws }),
+        sc: await connectAs(chatd[(i + 1) % 3].url, sender.token, { events: EVENTS, opts: ws }),
+      });
+    }
+    const ids = await Promise.all(pairs.map(async (p) => {
+      const out = [];
+      for (let k = 0; k < 15; k++) {
+        const r = await send(p.sc.socket, p.sender, p.reader, `receipt ${k}`);
+        assert.equal(r?.status, 'ok', JSON.stringify(r));
+        out.push(r.message._id);
+      }
+      return out;
+    }));
+    const first = await Promise.all(pairs.map((p, i) =>
+      emitAck(p.rc.socket, 'markRead', { peerId: p.sender.user._id, upTo: ids[i][0] }, 30000)));
+    assert.ok(first.every((a) => a?.status === 'ok'), JSON.stringify(first));
+    const acks = [];
+    for (const [i, p] of pairs.entries()) {
+      for (const id of ids[i].slice(1, -1)) p.rc.socket.emit('markRead', { peerId: p.sender.user._id, upTo: id });
+      acks.push(emitAck(p.rc.socket, 'markRead', { peerId: p.sender.user._id, upTo: ids[i].at(-1) }, 30000));
+    }
+    const last = await Promise.all(acks);
+    const reads = mongo.db(DB).collection('reads');
+    for (const [i, p] of pairs.entries()) {
+      assert.equal(last[i]?.status, 'ok', JSON.stringify(last[i]));
+      assert.equal(last[i].upTo, ids[i].at(-1));
+      const conv = `d:${[p.reader.user._id, p.sender.user._id].sort().join(':')}`;
+      const doc = await reads.findOne({ _id: `${conv}|${p.reader.user._id}` });
+      assert.equal(doc?.lastReadId, ids[i].at(-1), `reader ${i}: ${JSON.stringify(doc)}`);
+      await until(() => p.sc.rec.values('messagesRead').some((x) => x.by === p.reader.user._id && x.upTo === ids[i].at(-1)));
+      p.rc.socket.disconnect();
+      p.sc.socket.disconnect();
+    }
+  });
+
   test('history on another instance has the sender\'s messages at once, and pages', async () => {
     const r = await send(a1.socket, alice, bob, 'in history right away');
     const h = await alice.client.get(`/api/messages/${bob.user._id}?limit=2`);

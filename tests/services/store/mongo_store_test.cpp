@@ -690,7 +690,7 @@ TEST_F(MongoStoreTest, ManyReadPositionsAreTwoRoundTrips) {
   EXPECT_EQ(r[kReaders].code(), errc::not_found);
 
   // The same readers further: a bulk that updates stored documents (FerretDB 1.24 does not
-  // answer one of several updates of one that match documents: see mark_read_many_known).
+  // answer a hundred updates of one that match documents: see mark_read_many_known).
   marks.pop_back();
   known.pop_back();
   for (int i = 0; i < kReaders; ++i) marks[i].up_to_id = known[i] = new_object_id();
