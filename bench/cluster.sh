@@ -39,7 +39,8 @@
 #        so that every process it starts has it),
 #        --mark-read (receivers send a markRead for every message delivered, as the web client
 #        does with the conversation open: chat-bench --mark-read; the report adds the markRead
-#        events chatd B received, the read positions it wrote and the messagesRead events back),
+#        events chatd B received, the read positions it wrote and the messagesRead events back,
+#        and at the end each reader's position against its conversation's newest message),
 #        --keep (keep the temp dir)
 # Binaries: $CHATD_BIN, $CHAT_WORKER_BIN, $CHAT_BENCH_BIN (default build/bin/*).
 # Services: scripts/services/{redis,kafka,ferretdb}.sh (scripts/install-services.sh installs them).
@@ -368,6 +369,44 @@ def cmd_count(svc_dir, port, db, coll):
         sys.exit(f"count: {vals}")
     print(int(vals["n"]))
 
+def cmd_read_positions(svc_dir, port, db):
+    """Each receiver's read position (the reads collection) against its conversation's newest
+    message: prints one JSON line {receivers, read_positions, at_newest, behind}. One scan of
+    the messages' ids (FerretDB 1.24's $group has no $max or $first, and a sorted find per
+    receiver scans the collection each time)."""
+    sys.path.insert(0, svc_dir)
+    import socket
+    import mongo_ping as wire
+    conn = socket.create_connection(("127.0.0.1", int(port)), timeout=600)  # the cursor's
+    def run(elements):
+        r = wire.exchange(conn, elements + wire.bson_string("$db", db), whole=True)
+        if r.get("ok") != 1:
+            sys.exit(f"read positions: {r.get('errmsg')}")
+        return r["cursor"]
+    newest = {}  # (receiver, sender) → newest message id
+    def take(batch):
+        for m in batch:
+            k = (m.get("receiverId"), m.get("senderId"))
+            if m["_id"] > newest.get(k, ""):
+                newest[k] = m["_id"]
+    proj = wire.bson_document("projection", wire.bson_int32("senderId", 1) + wire.bson_int32("receiverId", 1))
+    cur = run(wire.bson_string("find", "messages") + proj + wire.bson_int32("batchSize", 50000))
+    take(cur["firstBatch"])
+    while cur.get("id"):
+        cur = run(wire.bson_int64("getMore", cur["id"]) + wire.bson_string("collection", "messages") +
+                  wire.bson_int32("batchSize", 50000))
+        take(cur["nextBatch"])
+    reads = run(wire.bson_string("find", "reads") + wire.bson_int32("batchSize", 1000000))["firstBatch"]
+    position = {d["_id"]: d.get("lastReadId", "") for d in reads}
+    out = {"receivers": len(newest), "read_positions": len(reads), "at_newest": 0, "behind": 0}
+    for (r, s_), m in newest.items():
+        a, b = sorted((r, s_))
+        if position.get(f"d:{a}:{b}|{r}", "") >= m:
+            out["at_newest"] += 1
+        else:
+            out["behind"] += 1
+    print(json.dumps(out))
+
 def cmd_lag(worker_url):
     m = parse(scrape(worker_url))
     print(int(total(m, "chat_worker_consumer_lag_messages")), int(total(m, "chat_worker_written_total")))
@@ -523,6 +562,11 @@ def cmd_report(work, meta_json):
         res["stored_exactly_once"] = stored == acked
         print(f"  stored: {stored} documents in the database for {acked} messages acknowledged over all the runs: "
               + ("exactly once" if stored == acked else "MISMATCH"))
+    if meta.get("read_positions"):
+        rp = meta["read_positions"]
+        res["read_positions"] = rp
+        print(f"  read positions at the end: {rp['read_positions']} positions for {rp['receivers']} (receiver, sender) pairs, "
+              f"{rp['at_newest']} at the pair's newest message, {rp['behind']} behind")
     if meta.get("ferretdb_unresponsive_at_end"):
         print("  the store (FerretDB) did not answer a read within 5 s at the end")
     res["total_written"] = int(samples[-1]["written"]) if samples else 0
@@ -665,6 +709,14 @@ if [ "$FERRET_HUNG" = 0 ]; then
     T_COUNT=$(now_ms)
     STORED=$(python3 "$TOOL" count "$SVC" "$FERRET_PORT" bench messages 2>>"$WORK/services.log" || true)
     log "messages in the database: ${STORED:-?} (count took $(($(now_ms) - T_COUNT)) ms)"
+    if [ "$MARK_READ" = 1 ]; then
+      # Every receiver marked every message it got: once the database has them all, each read
+      # position must be at its conversation's newest message (the drain gave chatd B time to
+      # write the last marks).
+      T_COUNT=$(now_ms)
+      READS=$(python3 "$TOOL" read_positions "$SVC" "$FERRET_PORT" bench 2>>"$WORK/services.log" || true)
+      log "read positions: ${READS:-?} (took $(($(now_ms) - T_COUNT)) ms)"
+    fi
   fi
 else
   DRAIN_NOTE="not run: FerretDB stopped answering after $WRITTEN records were written (see the worker log below)"
@@ -677,7 +729,7 @@ json.dump({"date": "$START_UTC", "commit": "$COMMIT", "nproc": $(nproc), "loadav
            "loadavg_at_end": "$(cut -d' ' -f1-3 /proc/loadavg)", "layout": "$LAYOUT", "args": "${ARGS_GIVEN:-(none)}",
            "chatd_threads": $CHATD_THREADS, "users": $USERS, "window": $WINDOW, "duration_s": $DURATION,
            "half_rate": $HALF, "drain_note": "$DRAIN_NOTE", "ferretdb_unresponsive_at_end": bool($FERRET_HUNG),
-           "worker_batch_max": "${BATCH_MAX:-500 (default)}", "stored_documents": ${STORED:-None},
+           "worker_batch_max": "${BATCH_MAX:-500 (default)}", "stored_documents": ${STORED:-None}, "read_positions": ${READS:-None},
            "versions": {"redis": "$(redis-server --version | grep -oE 'v=[0-9.]+' | cut -c3-)",
                         "kafka": "${CHAT_KAFKA_VERSION}", "java": "$(java -version 2>&1 | head -1 | cut -d'"' -f2)",
                         "ferretdb": "$("$CHAT_SERVICES_CACHE/bin/ferretdb" --version 2>/dev/null | head -1 | awk '{print $2}')",
