@@ -81,33 +81,8 @@ def decode(doc: bytes):
 
 def top_level_fields(doc: bytes) -> dict:
     """The numbers and strings among a BSON document's top-level fields (other types skipped)."""
-    fixed = {0x01: 8, 0x07: 12, 0x08: 1, 0x09: 8, 0x0A: 0, 0x10: 4, 0x11: 8, 0x12: 8, 0x13: 16}
-    out, i, end = {}, 4, struct.unpack("<i", doc[:4])[0] - 1
-    while i < end:
-        t = doc[i]
-        j = doc.index(b"\x00", i + 1)
-        name = doc[i + 1:j].decode()
-        i = j + 1
-        if t == 0x01:
-            out[name] = struct.unpack("<d", doc[i:i + 8])[0]
-        elif t == 0x10:
-            out[name] = struct.unpack("<i", doc[i:i + 4])[0]
-        elif t == 0x12:
-            out[name] = struct.unpack("<q", doc[i:i + 8])[0]
-        elif t == 0x02:
-            n = struct.unpack("<i", doc[i:i + 4])[0]
-            out[name] = doc[i + 4:i + 3 + n].decode()
-        if t in fixed:
-            i += fixed[t]
-        elif t in (0x02, 0x0D, 0x0E):  # string, JavaScript, symbol: int32 length + bytes
-            i += 4 + struct.unpack("<i", doc[i:i + 4])[0]
-        elif t in (0x03, 0x04):  # document, array: length-prefixed
-            i += struct.unpack("<i", doc[i:i + 4])[0]
-        elif t == 0x05:  # binary: int32 length, subtype, bytes
-            i += 5 + struct.unpack("<i", doc[i:i + 4])[0]
-        else:
-            break  # a type this reader does not know: the fields after it are not read
-    return out
+    return {k: v for k, v in decode(doc).items()
+            if isinstance(v, (int, float, str)) and not isinstance(v, bool)}
 
 
 def exchange(s: socket.socket, elements: bytes, whole: bool = False) -> dict:
