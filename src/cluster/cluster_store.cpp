@@ -152,9 +152,7 @@ std::string ClusterStore::newest_recent(std::string_view conversation_id) const 
 
 result<std::string> ClusterStore::mark_read(std::string_view conversation_id, std::string_view user_id,
                                             std::string_view up_to_id) {
-  return std::move(mark_read_many({{std::string(conversation_id), std::string(user_id),
-                                    std::string(up_to_id)}})
-                       .front());
+  return mark_read_as_many(conversation_id, user_id, up_to_id);
 }
 
 std::vector<result<std::string>> ClusterStore::mark_read_many(const std::vector<store::ReadMark>& marks) {

@@ -1063,10 +1063,7 @@ result<MessagePage> MongoStore::conversation_page(std::string_view conversation_
 
 result<std::string> MongoStore::mark_read(std::string_view conversation_id,
                                           std::string_view user_id, std::string_view up_to_id) {
-  return std::move(mark_read_many_known({{std::string(conversation_id), std::string(user_id),
-                                          std::string(up_to_id)}},
-                                        {})
-                       .front());
+  return mark_read_as_many(conversation_id, user_id, up_to_id);
 }
 
 result<std::string> MongoStore::mark_read_known(std::string_view conversation_id,

@@ -1907,9 +1907,7 @@ result<std::string> SqliteStore::mark_read(std::string_view conversation_id,
                                            std::string_view user_id,
                                            std::string_view up_to_id) {
   if (up_to_id.empty()) return error{errc::invalid_argument, "read position is empty"};
-  auto one = mark_read_many(
-      {ReadMark{std::string(conversation_id), std::string(user_id), std::string(up_to_id)}});
-  return std::move(one.front());
+  return mark_read_as_many(conversation_id, user_id, up_to_id);
 }
 
 std::vector<result<std::string>> SqliteStore::mark_read_many(const std::vector<ReadMark>& marks) {
@@ -1988,7 +1986,8 @@ result<std::vector<ConversationSummary>> SqliteStore::conversation_summaries(
       if (!c->last_message || m->id > c->last_message->id) ++newer;
       if (m->sender_id == c->peer_id && m->id > after) ++unread;
     }
-    if (newer > 0 && c->unread > 0 && c->last_message) {  // the main database's part, in the rest of the window
+    // The main database's part, in the rest of the window.
+    if (newer > 0 && c->unread > 0 && c->last_message) {
       std::size_t in_rest = 0;
       if (newer < kUnreadWindow) {
         Stmt u(lease.conn(), kUnreadInWindow);

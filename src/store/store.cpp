@@ -19,6 +19,14 @@ std::string direct_conversation_id(std::string_view a, std::string_view b) {
   return out;
 }
 
+result<std::string> Store::mark_read_as_many(std::string_view conversation_id,
+                                             std::string_view user_id, std::string_view up_to_id) {
+  auto one = mark_read_many(
+      {ReadMark{std::string(conversation_id), std::string(user_id), std::string(up_to_id)}});
+  if (one.empty()) return error{errc::internal, "mark read: no result"};
+  return std::move(one.front());
+}
+
 std::vector<result<std::string>> Store::mark_read_many(const std::vector<ReadMark>& marks) {
   std::vector<result<std::string>> out;
   out.reserve(marks.size());

@@ -132,6 +132,14 @@ class Store {
   /// mark_read() for each of `marks`, the results in their order. A backend may write them
   /// together (SqliteStore: one transaction, one commit); this default moves them one by one.
   virtual std::vector<result<std::string>> mark_read_many(const std::vector<ReadMark>& marks);
+
+ protected:
+  /// mark_read_many() of one mark: the mark_read() of a backend that writes batches, so that
+  /// both take one path.
+  result<std::string> mark_read_as_many(std::string_view conversation_id, std::string_view user_id,
+                                        std::string_view up_to_id);
+
+ public:
   /// Every direct conversation of `user_id` with its newest message and unread count (see
   /// ConversationSummary), in no particular order; empty when the user has none. One call for
   /// all of them: cost O(conversations × (log n + kUnreadWindow)), never a whole history.
